@@ -1,0 +1,1 @@
+"""Gymnasium environments built on the worldsim library (dependencies flow envs -> worldsim)."""

@@ -1,0 +1,36 @@
+"""The ``worldsim`` command line: one subcommand per module, imported only when it runs.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``.
+"""
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "play": ("worldsim.viewer", "play the world model with the keyboard (pygame)"),
+    "rollout": ("worldsim.rollout", "generate a rollout headless and write an mp4"),
+    "record": ("worldsim.data.record", "record any Gymnasium env into trajectory shards"),
+    "train": ("worldsim.train.cli", "train a world model (Diffusion Forcing)"),
+    "eval": ("worldsim.evaluation.cli", "evaluate a checkpoint: retrieval, reasoning, recall, next-frame"),
+    "bench": ("worldsim.bench", "measure step latency, memory and throughput"),
+}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="worldsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
+    module = None
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # import only the module that runs: `import worldsim.cli` stays light
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+    args = parser.parse_args(argv)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
