@@ -1,0 +1,121 @@
+"""Diffusion Forcing: per-frame noise levels, the training objective, and the few-step sampler.
+
+Parameterization (documented choice): continuous noise level tau in [0, 1] with the cosine
+schedule alpha = cos(pi/2 tau), sigma = sin(pi/2 tau), so z = alpha x0 + sigma eps, and the
+network predicts v = alpha eps - sigma x0 (v-prediction, as the Diffusion Forcing video models).
+tau = 0 is a clean frame, tau = 1 pure noise.
+
+Training (Diffusion Forcing, Chen et al. 2024): every frame of a window draws its own tau. With
+the paper's long-context training, half the windows instead keep a random clean prefix longer
+than half the window (tau = 0) and the loss covers only the noised frames after it.
+
+Sampling: DDIM, deterministic given the initial noise, from tau = 1 to 0 in a few steps, each
+step a read-only pass over the cache. The finished frame is then committed to the cache at a
+small noise level (context stabilization, as DFoT), which keeps long rollouts from drifting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.model import LSSVWM, InferenceCache
+
+
+def alpha_sigma(tau: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.cos(0.5 * math.pi * tau), torch.sin(0.5 * math.pi * tau)
+
+
+def to_model_space(frames: Tensor) -> Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
+    return frames.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+
+
+def add_noise(x0: Tensor, tau: Tensor, eps: Tensor) -> Tensor:
+    """x0, eps [B, T, C, H, W]; tau [B, T]."""
+    a, s = alpha_sigma(tau)
+    return a[..., None, None, None] * x0 + s[..., None, None, None] * eps
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    long_context_prob: float = 0.5  # the paper's long-context training
+    reward_weight: float = 1.0
+    termination_weight: float = 0.1
+
+
+def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator=None, device=None):
+    """Per-frame noise levels and the loss mask [B, T].
+
+    With probability `long_context_prob` a window keeps a clean prefix of more than half its
+    frames (at least T//2 + 1, at most T - 1) and only the frames after it count in the loss;
+    otherwise every frame draws an independent level (plain Diffusion Forcing)."""
+    tau = torch.rand(batch, frames, generator=generator, device=device)
+    mask = torch.ones(batch, frames, device=device)
+    if frames >= 3:
+        long = torch.rand(batch, generator=generator, device=device) < cfg.long_context_prob
+        lo = frames // 2 + 1
+        prefix = torch.randint(lo, frames, (batch,), generator=generator, device=device)
+        clean = long[:, None] & (torch.arange(frames, device=device)[None] < prefix[:, None])
+        tau = torch.where(clean, torch.zeros_like(tau), tau)
+        mask = (~clean).float()
+    return tau, mask
+
+
+def diffusion_loss(out_pred: Tensor, x0: Tensor, eps: Tensor, tau: Tensor, mask: Tensor) -> Tensor:
+    """Masked v-prediction MSE, averaged over the frames that count."""
+    a, s = alpha_sigma(tau)
+    v = a[..., None, None, None] * eps - s[..., None, None, None] * x0
+    per_frame = (out_pred.float() - v).pow(2).mean(dim=(2, 3, 4))  # [B, T]
+    return (per_frame * mask).sum() / mask.sum().clamp(min=1)
+
+
+def prev_actions(actions: Tensor, first_action=None) -> Tensor:
+    """Gym-aligned actions (actions[t] follows frame t) -> the action that produced each frame.
+
+    Frame 0's producing action is unknown inside a window: -1 (discrete) / NaN (continuous),
+    the model's "no action" input, unless `first_action` is given."""
+    if actions.is_floating_point():
+        none = torch.full_like(actions[:, :1], float("nan"))
+    else:
+        none = torch.full_like(actions[:, :1], -1)
+    if first_action is not None:
+        none = first_action[:, None].to(actions.dtype)
+    return torch.cat([none, actions[:, :-1]], dim=1)
+
+
+@torch.no_grad()
+def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,
+                      context_noise: float = 0.0, commit_noise: Tensor | None = None):
+    """Generate one frame per batch element after the frames in `cache`.
+
+    action: [B] (or [B, A]) the action that produces the new frame; noise: [B, C, H, W] initial
+    noise (the sampler is deterministic given it); steps: DDIM steps (read-only cache passes).
+    The clean result is then committed at noise level `context_noise` (with `commit_noise`).
+    Returns (frame [B, C, H, W] in [-1, 1], reward [B], termination logit [B], new cache).
+    """
+    B = noise.shape[0]
+    act = action[:, None]
+    z = noise[:, None]  # [B, 1, C, H, W]
+    taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
+    x0 = z
+    for i in range(steps):
+        tau = taus[i].expand(B, 1)
+        v = model(z, tau, act, cache=cache).prediction
+        a, s = alpha_sigma(tau[..., None, None, None])
+        x0 = (a * z - s * v).clamp(-1, 1)
+        eps = s * z + a * v
+        a2, s2 = alpha_sigma(taus[i + 1])
+        z = a2 * x0 + s2 * eps
+    level = torch.full((B, 1), context_noise, device=noise.device)
+    committed = x0 if context_noise == 0 else add_noise(x0, level, commit_noise[:, None])
+    out = model(committed, level, act, cache=cache, update_cache=True)
+    return x0[:, 0], out.reward[:, 0], out.termination[:, 0], out.cache

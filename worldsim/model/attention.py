@@ -1,0 +1,102 @@
+"""Frame-local attention: each token sees its own frame (both ways) and the k frames before it.
+
+One mechanism covers the paper's three attention flavours by its `window`:
+  window = k (small)   frame-local attention (LSSVWM, Mamba2 + local attention)
+  window = k (large)   sliding-window causal attention (the "causal transformer, 192 frames")
+  window = None        full causal attention (memory grows with the episode)
+
+Keys carry their absolute frame index: time is encoded by a rotary embedding over frames (so
+attention is relative in time and cached keys stay valid), and the mask is built from frame
+indices, so a ring buffer in any slot order, a growing cache and the parallel training pass are
+the same computation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def rotary(x: Tensor, t: Tensor) -> Tensor:
+    """Rotate x [B, T, N, H, D] by its frame index t [B, T] (rotary embedding over time).
+
+    Angles are formed in float64 so frame 10,000 rotates as precisely as frame 10.
+    """
+    d = x.shape[-1]
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float64) / d))
+    ang = t.to(torch.float64)[..., None] * inv_freq  # [B, T, D/2]
+    cos = ang.cos().to(x.dtype)[:, :, None, None, :]
+    sin = ang.sin().to(x.dtype)[:, :, None, None, :]
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class FrameLocalAttention(nn.Module):
+    def __init__(self, width: int, heads: int, window: int | None, query_chunk: int = 16):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.query_chunk = max(query_chunk, window or 0)  # frames of queries per attention call
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.q_norm = nn.RMSNorm(width // heads)
+        self.k_norm = nn.RMSNorm(width // heads)
+
+    def init_state(self, batch: int, tokens: int, device, dtype) -> dict[str, Tensor]:
+        frames = self.window or 0  # full attention starts empty and grows
+        hd = self.qkv.in_features // self.heads
+        kv = torch.zeros(batch, frames, tokens, self.heads, hd, device=device, dtype=dtype)
+        return {"k": kv, "v": kv.clone(), "time": torch.full((batch, frames), -1, dtype=torch.long, device=device)}
+
+    def forward(self, x: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool):
+        """x: [B, T, N, D] tokens of T consecutive frames, whose first frame has index t0 [B].
+
+        `state` holds the keys/values of earlier frames (ring of `window` frames, or all of them).
+        Returns (y [B, T, N, D], new state or None).
+        """
+        B, T, N, D = x.shape
+        q, k, v = rearrange(self.qkv(x), "b t n (three h d) -> three b t n h d", three=3, h=self.heads)
+        q, k = self.q_norm(q), self.k_norm(k)
+        time = t0[:, None] + torch.arange(T, device=x.device)  # [B, T]
+        q, k = rotary(q, time), rotary(k, time)
+        k_all = torch.cat([state["k"].to(k.dtype), k], dim=1)  # [B, F + T, N, H, d]
+        v_all = torch.cat([state["v"].to(v.dtype), v], dim=1)
+        time_all = torch.cat([state["time"], time], dim=1)  # [B, F + T], -1 = empty slot
+        past = state["time"].shape[1]
+
+        outs = []
+        for s in range(0, T, self.query_chunk):
+            e = min(T, s + self.query_chunk)
+            # keys this chunk can see: the cached frames, then new frames up to the chunk's end
+            lo = past + (0 if self.window is None else max(0, s - self.window))
+            keys = torch.cat([torch.arange(past, device=x.device), torch.arange(lo, past + e, device=x.device)])
+            dt = time[:, s:e, None] - time_all[:, None, keys]  # [B, Tq, Tk] frame distance
+            allowed = (time_all[:, None, keys] >= 0) & (dt >= 0)
+            if self.window is not None:
+                allowed &= dt <= self.window
+            mask = allowed.repeat_interleave(N, 1).repeat_interleave(N, 2)[:, None]  # [B, 1, Tq*N, Tk*N]
+            qc = rearrange(q[:, s:e], "b t n h d -> b h (t n) d")
+            kc = rearrange(k_all[:, keys], "b t n h d -> b h (t n) d")
+            vc = rearrange(v_all[:, keys], "b t n h d -> b h (t n) d")
+            outs.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask))
+        y = rearrange(torch.cat(outs, dim=2), "b h (t n) d -> b t n (h d)", n=N)
+        y = self.proj(y)
+        if not update_state:
+            return y, None
+        return y, self._commit(state, k, v, time)
+
+    def _commit(self, state, k, v, time):
+        if self.window is None:  # full causal attention: the cache grows by T frames
+            return {"k": torch.cat([state["k"], k.to(state["k"].dtype)], 1),
+                    "v": torch.cat([state["v"], v.to(state["v"].dtype)], 1),
+                    "time": torch.cat([state["time"], time], 1)}
+        if self.window == 0:
+            return state
+        # ring of the last `window` frames: frame t lives in slot t % window
+        keep = slice(max(0, time.shape[1] - self.window), None)
+        slots = time[:, keep] % self.window  # [B, T']
+        b = torch.arange(time.shape[0], device=time.device)[:, None]
+        return {"k": state["k"].index_put((b, slots), k[:, keep].to(state["k"].dtype)),
+                "v": state["v"].index_put((b, slots), v[:, keep].to(state["v"].dtype)),
+                "time": state["time"].index_put((b, slots), time[:, keep])}

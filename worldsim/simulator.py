@@ -1,0 +1,147 @@
+"""Simulator: the world-model engine under the envs, the viewer and the evaluation.
+
+It owns the model's memory (an `InferenceCache`, batch-leading, fixed size for LSSVWM) and a
+noise generator per batch element:
+
+    sim.reset(frames, actions, seeds)   prefill the memory from real context frames, one parallel pass
+    sim.step(actions)                   denoise the next frame in `sampling_steps` read-only passes,
+                                        then one pass commits it to the memory
+    sim.get_state() / sim.set_state()   copy the whole simulator state (branching, planning)
+
+Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
+generates the same frames as N single simulators given the same seeds and actions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldsim.diffusion import prev_actions, sample_next_frame, to_model_space, to_uint8
+from worldsim.model import LSSVWM, InferenceCache
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class SimulatorState:
+    cache: InferenceCache
+    frames: Tensor  # [B, H, W, 3] uint8, the latest frame of each element
+    rng: list[Tensor]  # per-element generator states
+
+
+class Simulator:
+    def __init__(self, model: LSSVWM, sampling_steps: int = 4, context_noise: float = 0.02,
+                 device="auto", dtype: str | torch.dtype = "float32"):
+        if sampling_steps < 1:
+            raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+        self.model = model.to(self.device, self.dtype).eval()
+        self.cfg = model.cfg
+        self.sampling_steps, self.context_noise = sampling_steps, context_noise
+        self.cache: InferenceCache | None = None
+        self.frames: Tensor | None = None
+        self.generators: list[torch.Generator] = []
+        self.last_step_seconds = 0.0
+
+    @property
+    def batch_size(self) -> int:
+        return 0 if self.cache is None else self.cache.batch_size
+
+    @property
+    def frame_index(self) -> Tensor:
+        """[B] frames committed so far (context included)."""
+        return self.cache.t
+
+    def check_frames(self, frames: Tensor) -> None:
+        s = self.cfg.image_size
+        if frames.dim() != 5 or tuple(frames.shape[2:]) != (s, s, self.cfg.channels) or frames.dtype != torch.uint8:
+            raise ValueError(f"context frames must be uint8 [B, T, {s}, {s}, {self.cfg.channels}], "
+                             f"got {tuple(frames.shape)} {frames.dtype}")
+
+    @torch.no_grad()
+    def prefill(self, frames: Tensor, actions: Tensor | None = None) -> InferenceCache:
+        """Memory after real context frames uint8 [B, T, H, W, 3]; actions [B, T-1] (Gym-aligned:
+        actions[:, t] was taken after frames[:, t]) or None for a single frame."""
+        self.check_frames(frames)
+        B, T = frames.shape[:2]
+        shape = (B, T) + ((self.cfg.action_dim,) if self.cfg.action_type == "continuous" else ())
+        if actions is None:
+            if T != 1:
+                raise ValueError(f"{T} context frames need the {T - 1} actions between them")
+            actions = torch.zeros(shape, dtype=torch.float32 if self.cfg.action_type == "continuous" else torch.long)
+        else:
+            actions = torch.as_tensor(actions)
+            pad = torch.zeros((B, 1) + shape[2:], dtype=actions.dtype)
+            if actions.shape[:2] != (B, T - 1):
+                raise ValueError(f"context actions must have shape [{B}, {T - 1}], got {tuple(actions.shape)}")
+            actions = torch.cat([actions, pad], 1)  # the last action follows the context: unused
+        x = to_model_space(frames.to(self.device)).to(self.dtype)
+        produced = prev_actions(actions.to(self.device))
+        if produced.is_floating_point():
+            produced = produced.to(self.dtype)
+        levels = torch.zeros(B, T, device=self.device, dtype=self.dtype)
+        return self.model(x, levels, produced, update_cache=True).cache
+
+    def reset(self, frames: Tensor, actions: Tensor | None = None, seeds: list[int] | None = None) -> Tensor:
+        """Start B episodes from context frames. Returns the latest frames uint8 [B, H, W, 3]."""
+        frames = torch.as_tensor(frames)
+        self.cache = self.prefill(frames, actions)
+        self.frames = frames[:, -1].clone()
+        seeds = list(range(frames.shape[0])) if seeds is None else list(seeds)
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        return self.frames
+
+    def reset_indices(self, index: list[int], frames: Tensor, actions: Tensor | None, seeds: list[int]) -> None:
+        """Restart the episodes of some batch elements (vector env autoreset), the others untouched."""
+        frames = torch.as_tensor(frames)
+        self.cache.put(index, self.prefill(frames, actions))
+        self.frames[index] = frames[:, -1]
+        for i, s in zip(index, seeds):
+            self.generators[i] = torch.Generator().manual_seed(int(s))
+
+    def _noise(self, n_draws: int) -> Tensor:
+        c, s = self.cfg.channels, self.cfg.image_size
+        draws = [torch.randn(n_draws, c, s, s, generator=g) for g in self.generators]
+        return torch.stack(draws, 1).to(self.device, self.dtype)  # [n_draws, B, C, H, W]
+
+    @torch.no_grad()
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Generate the frame that `actions` [B] (or [B, A]) lead to.
+        Returns (frames uint8 [B, H, W, 3], reward float32 [B], terminated bool [B]) on the CPU."""
+        if self.cache is None:
+            raise RuntimeError("call reset() before step()")
+        start = time.perf_counter()
+        actions = torch.as_tensor(actions).to(self.device)
+        if actions.is_floating_point():
+            actions = actions.to(self.dtype)
+        noise, commit_noise = self._noise(2)
+        x0, reward, term, self.cache = sample_next_frame(self.model, self.cache, actions, noise,
+                                                         self.sampling_steps, self.context_noise, commit_noise)
+        self.frames = to_uint8(x0.float()).cpu()
+        self.last_step_seconds = time.perf_counter() - start
+        return self.frames, reward.float().cpu(), (term.float() > 0).cpu()
+
+    def get_state(self) -> SimulatorState:
+        return SimulatorState(self.cache.snapshot(), self.frames.clone(), [g.get_state() for g in self.generators])
+
+    def set_state(self, state: SimulatorState) -> None:
+        self.cache = state.cache.snapshot()
+        self.frames = state.frames.clone()
+        self.generators = [torch.Generator() for _ in state.rng]
+        for g, s in zip(self.generators, state.rng):
+            g.set_state(s)
+
+    def memory_bytes(self) -> int:
+        return 0 if self.cache is None else self.cache.nbytes()
