@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -70,7 +70,7 @@ def load_tensors(directory: Path, group: str, device="cpu") -> dict[str, Tensor]
             raise CheckpointError(f"{path}: shard listed in {index_path.name} is missing")
         try:
             out.update(load_file(str(path), device=str(device)))
-        except (SafetensorsError, OSError, ValueError) as e:
+        except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
     missing = set(index["weight_map"]) - set(out)
     if missing:
@@ -118,6 +118,25 @@ def write_checkpoint(run_dir: Path, name: str, config: dict, groups: dict[str, d
     for old in versions[: max(0, len(versions) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_model(directory: str | os.PathLike, model, source: dict | None = None, sampling: dict | None = None) -> Path:
+    """Write an inference checkpoint of `model` (config.json + model shards) into `directory`.
+
+    `source` describes the ground-truth env the model simulates (env_id, env_kwargs, action_space,
+    render_fps) and `sampling` the default sampler settings (steps, context_noise); the envs read
+    both. config.json is written last, so a directory interrupted mid-write is not a checkpoint.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(model.state_dict(), directory, "model")
+    config = {"format": FORMAT, "model": json.loads(model.cfg.to_json())}
+    if source is not None:
+        config["source"] = source
+    if sampling is not None:
+        config["sampling"] = sampling
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    return directory
 
 
 def resolve(path_or_name: str | os.PathLike | None = None) -> Path:

@@ -1,0 +1,173 @@
+"""The trainer learns, checkpoints atomically, resumes, and each training strategy takes effect."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from worldsim.checkpoint import load_tensors, resolve
+from worldsim.config import preset
+from worldsim.diffusion import ObjectiveConfig, sample_noise_levels
+from worldsim.model import LSSVWM
+from worldsim.train.config import TrainConfig
+from worldsim.train.objective import WindowObjective, plan_window, prepare_window
+from worldsim.train.trainer import Trainer
+
+HERE = Path(__file__).parent
+
+
+def tiny_cfg(**kw):
+    base = dict(model=preset("tiny"), batch_size=4, window_schedule=((0, 8),), warmup_steps=5, total_steps=400,
+                lr=3e-3, save_every=1000, log_every=1, ema_decay=0.9)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_tiny_model_overfits_a_fixed_set_of_trajectories(tmp_path, fixed_source):
+    trainer = Trainer(tiny_cfg(), tmp_path, device="cpu", source=fixed_source, show_progress=False)
+    losses = []
+    for _ in range(150):
+        losses.append(trainer.train_step()["diffusion"])
+    start, end = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert end < 0.5 * start, (start, end)
+
+
+def test_checkpoint_is_safetensors_and_json_and_resumes_exactly(tmp_path, fixed_source):
+    trainer = Trainer(tiny_cfg(), tmp_path, device="cpu", source=fixed_source)
+    trainer.fit(6)
+    ckpt = resolve(tmp_path)
+    assert ckpt.name == "step-0000006"
+    assert {p.suffix for p in ckpt.iterdir()} <= {".json", ".safetensors"}
+    assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == 6
+
+    resumed = Trainer(tiny_cfg(), tmp_path, device="cpu", source=fixed_source)
+    resumed.resume(tmp_path)
+    assert resumed.step == 6
+    for (name, a), b in zip(trainer.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(trainer.ema.parameters(), resumed.ema.parameters()):
+        assert torch.equal(a, b)
+    sa, sb = trainer.opt.state_dict()["state"], resumed.opt.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    resumed.fit(9)
+    assert json.loads((resolve(tmp_path) / "trainer_state.json").read_text())["step"] == 9
+
+
+def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
+    class KillAtStep4:
+        def __getattr__(self, name):
+            return getattr(fixed_source, name)
+
+        calls = 0
+
+        def next(self, window):
+            KillAtStep4.calls += 1
+            if KillAtStep4.calls == 4:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return fixed_source.next(window)
+
+    trainer = Trainer(tiny_cfg(save_every=1000), tmp_path, device="cpu", source=KillAtStep4())
+    trainer.fit(50)
+    assert trainer.step == 4  # the step in flight finished, then it saved and stopped
+    assert json.loads((resolve(tmp_path) / "trainer_state.json").read_text())["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_long_context_training_keeps_a_clean_prefix_out_of_the_loss():
+    T = 10
+    tau, mask = sample_noise_levels(256, T, ObjectiveConfig(long_context_prob=1.0), torch.Generator().manual_seed(0))
+    prefix = (tau == 0).int().argmin(1)  # first noised frame
+    assert ((prefix > T // 2) & (prefix < T)).all()
+    assert torch.equal(mask, (tau > 0).float())
+    tau0, mask0 = sample_noise_levels(256, T, ObjectiveConfig(long_context_prob=0.0), torch.Generator().manual_seed(0))
+    assert (mask0 == 1).all() and (tau0 > 0).all()
+    # half the windows by default
+    _, mask_half = sample_noise_levels(4000, T, ObjectiveConfig(), torch.Generator().manual_seed(0))
+    share = (mask_half[:, 0] == 0).float().mean()
+    assert 0.45 < share < 0.55
+
+
+def _loss_and_grads(model, window, plan):
+    model.zero_grad()
+    objective = WindowObjective(model, ObjectiveConfig())
+    cache, total = None, 0.0
+    for gi, spans in enumerate(plan.groups):
+        loss, _, cache = objective(window, spans, cache, plan, gi == len(plan.groups) - 1)
+        loss.backward()
+        cache = None if cache is None else cache.detach()
+        total += loss.detach().item()
+    return total, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.fixture
+def window_and_model(fixed_source):
+    torch.manual_seed(0)
+    model = LSSVWM(dataclasses.replace(preset("tiny"), num_actions=6))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    b = fixed_source.next(12)
+    window = prepare_window(b.frames, b.actions, b.rewards, b.terminated, ObjectiveConfig(long_context_prob=0.0),
+                            torch.Generator().manual_seed(3))
+    return model, window
+
+
+def test_temporal_segments_carry_state_and_truncate_the_gradient(window_and_model):
+    model, window = window_and_model
+    one = plan_window(4, 12, segment_frames=0, state_reset_prob=0.0)
+    seg = plan_window(4, 12, segment_frames=4, state_reset_prob=0.0)
+    assert seg.groups == [[(0, 4)], [(4, 8)], [(8, 12)]]
+    loss_one, g_one = _loss_and_grads(model, window, one)
+    loss_seg, g_seg = _loss_and_grads(model, window, seg)
+    assert abs(loss_one - loss_seg) < 1e-6 * loss_one  # the carried state makes the forward exact
+    assert max((a - b).abs().max() for a, b in zip(g_one, g_seg)) > 1e-6  # ...and the gradient is cut
+
+
+def test_state_reset_zeroes_the_ssm_state_mid_window(window_and_model):
+    model, window = window_and_model
+    plan = plan_window(4, 12, segment_frames=0, state_reset_prob=1.0, generator=torch.Generator().manual_seed(1))
+    assert plan.reset_at is not None and plan.reset_mask.all()
+    assert len(plan.groups) == 1 and len(plan.groups[0]) == 2  # split at reset_at, one graph
+    none = dataclasses.replace(plan, reset_mask=torch.zeros(4, dtype=torch.bool))
+    loss_reset, _ = _loss_and_grads(model, window, plan)
+    loss_kept, _ = _loss_and_grads(model, window, none)
+    loss_one, _ = _loss_and_grads(model, window, plan_window(4, 12, 0, 0.0))
+    assert abs(loss_kept - loss_one) < 1e-6 * loss_one
+    assert abs(loss_reset - loss_one) > 1e-3 * loss_one
+    # about p of the windows are chosen
+    share = sum(plan_window(1, 12, 0, 0.1, torch.Generator().manual_seed(s)).reset_mask.item() for s in range(2000)) / 2000
+    assert 0.07 < share < 0.13
+
+
+def test_gradual_context_extension_grows_the_window(tmp_path, fixed_source):
+    asked = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(fixed_source, name)
+
+        def next(self, window):
+            asked.append(window)
+            return fixed_source.next(window)
+
+    cfg = tiny_cfg(window_schedule=((0, 4), (3, 8), (5, 12)))
+    Trainer(cfg, tmp_path, device="cpu", source=Recording()).fit(7)
+    assert asked == [4, 4, 4, 8, 8, 12, 12]
+    logged = [json.loads(line)["window"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == asked
+
+
+def test_ddp_two_processes_on_gloo(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(HERE / "ddp_worker.py"), str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    params = [load_tensors(tmp_path / f"rank{r}", "model") for r in range(2)]
+    assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])  # gradients were averaged
+    assert json.loads((resolve(tmp_path / "run") / "trainer_state.json").read_text())["world_size"] == 2

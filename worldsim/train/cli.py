@@ -1,0 +1,52 @@
+"""`worldsim train`: start or resume a training run.
+
+    worldsim train --config tiny|small|base|FILE.json --steps N --out DIR [--device auto] [--data maze|DIR]
+    worldsim train --resume DIR [--steps N]          # continue the run in DIR up to step N
+    torchrun --nproc_per_node 2 -m worldsim.cli train ...   # DDP, same arguments
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldsim.train.config import load_train_config
+from worldsim.train.trainer import Trainer, load_run_config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="preset (tiny, small, base) or a JSON file of TrainConfig fields")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR (its config is reused)")
+    p.add_argument("--steps", type=int, help="train until this many optimizer steps in total")
+    p.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, samples/)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--data", help="'maze' (generated on the fly) or a directory of shards from `worldsim record`")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--save-every", type=int)
+    p.add_argument("--sample-every", type=int)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+
+
+def run(args) -> int:
+    if args.resume:
+        if args.config or args.data:
+            raise SystemExit("--resume reuses the run's own config: drop --config/--data")
+        cfg = load_run_config(args.resume)
+        out = args.out or args.resume
+    else:
+        if not (args.config and args.out and args.steps):
+            raise SystemExit("a new run needs --config, --steps and --out (or --resume DIR)")
+        cfg = load_train_config(args.config, data=args.data, batch_size=args.batch_size, seed=args.seed,
+                                save_every=args.save_every, sample_every=args.sample_every)
+        out = args.out
+    trainer = Trainer(cfg, out, device=args.device, compile=args.compile)
+    if args.resume:
+        trainer.resume(args.resume)
+    steps = args.steps if args.steps is not None else cfg.total_steps
+    if trainer.is_main:
+        print(f"worldsim train: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "
+              f"world size {trainer.world}, step {trainer.step} -> {steps}, out {out}")
+    last = trainer.fit(steps)
+    if trainer.is_main and last:
+        print(f"step {trainer.step}: loss {last['loss']:.4f}, {last['frames_per_s']:.0f} frames/s")
+    return 0

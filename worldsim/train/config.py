@@ -1,0 +1,94 @@
+"""Training configuration: one dataclass, presets matching the model presets, JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from worldsim.config import ModelConfig, preset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = dataclasses.field(default_factory=lambda: preset("tiny"))
+    batch_size: int = 8  # windows per optimizer step (per process under torchrun)
+    # gradual context extension (seed article): (from_step, window length in frames), growing
+    window_schedule: tuple[tuple[int, int], ...] = ((0, 16),)
+    segment_frames: int = 0  # temporal segments of S frames, state carried, gradient cut between; 0 = one pass
+    state_reset_prob: float = 0.1  # state-reset regularization: P(a window's SSM states reset at a random frame)
+    long_context_prob: float = 0.5  # the paper's long-context training (clean prefix > half the window)
+    reward_weight: float = 1.0
+    termination_weight: float = 0.1
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    total_steps: int = 10_000  # length of the cosine schedule
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    save_every: int = 500
+    sample_every: int = 0  # 0: no sample videos
+    log_every: int = 10
+    seed: int = 0
+    # data: the built-in maze generated on the training device, or a directory of shards
+    data: str = "maze"
+    maze_size: int = 9
+    episode_length: int = 2000
+
+    def __post_init__(self):
+        steps = [s for s, _ in self.window_schedule]
+        if not self.window_schedule or steps[0] != 0 or steps != sorted(steps):
+            raise ValueError(f"window_schedule must start at step 0 and be sorted, got {self.window_schedule}")
+        if any(w < 1 for _, w in self.window_schedule):
+            raise ValueError(f"window lengths must be >= 1, got {self.window_schedule}")
+        if not 0 <= self.state_reset_prob <= 1 or not 0 <= self.long_context_prob <= 1:
+            raise ValueError("probabilities must lie in [0, 1]")
+        if self.segment_frames < 0 or self.batch_size < 1:
+            raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
+
+    def window_at(self, step: int) -> int:
+        """Training window length at `step` (gradual context extension)."""
+        return [w for s, w in self.window_schedule if s <= step][-1]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - known:
+            raise ValueError(f"unknown training config keys: {sorted(set(d) - known)}")
+        model = d.pop("model", "tiny")
+        d["model"] = preset(model) if isinstance(model, str) else ModelConfig.from_dict(model)
+        if "window_schedule" in d:
+            d["window_schedule"] = tuple(tuple(int(v) for v in x) for x in d["window_schedule"])
+        return cls(**d)
+
+
+PRESETS = {
+    "tiny": dict(model="tiny", batch_size=4, window_schedule=((0, 8), (20, 12)), warmup_steps=5,
+                 total_steps=200, save_every=50, lr=2e-3, data="maze"),
+    "small": dict(model="small", batch_size=16, window_schedule=((0, 32), (2000, 64), (5000, 128)),
+                  segment_frames=0, warmup_steps=200, total_steps=20_000, save_every=500, sample_every=2000),
+    "base": dict(model="base", batch_size=16, window_schedule=((0, 32), (4000, 64), (10000, 128), (20000, 256)),
+                 segment_frames=64, warmup_steps=500, total_steps=100_000, save_every=1000, sample_every=5000),
+}
+
+
+def load_train_config(name_or_path: str, **overrides) -> TrainConfig:
+    """A preset name or a JSON file of TrainConfig fields ("model" may be a preset name or a dict)."""
+    if name_or_path in PRESETS:
+        d = dict(PRESETS[name_or_path])
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ValueError(f"--config {name_or_path!r}: neither a preset ({sorted(PRESETS)}) nor a JSON file")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(d)

@@ -1,0 +1,105 @@
+"""The training objective over one window: Diffusion Forcing with the long-context prefix, reward
+and termination heads, temporal segments and state-reset regularization.
+
+A window of T frames is processed as spans [s, e) carrying the model's memory (InferenceCache)
+from one span to the next, which equals one pass (tests/model/test_exactness.py). Two things cut
+the window into spans:
+  - temporal segments (seed article): every `segment_frames` frames; between segments the memory
+    is detached and the loss so far back-propagated, so activation memory is one segment's;
+  - state reset (seed article): at a random frame r, the SSM states of the windows chosen with
+    probability `state_reset_prob` are zeroed (attention memory kept), teaching the model to
+    work from an empty SSM state mid-video.
+`plan_window` decides the spans; `WindowObjective` computes the loss of a group of spans that
+share one autograd graph (one DDP forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldsim.diffusion import ObjectiveConfig, add_noise, diffusion_loss, prev_actions, sample_noise_levels, to_model_space
+from worldsim.model import InferenceCache, LSSVWM
+
+
+@dataclass
+class WindowPlan:
+    groups: list[list[tuple[int, int]]]  # spans per autograd group; memory detached between groups
+    reset_at: int | None  # frame at which the SSM states of `reset_mask` windows are zeroed
+    reset_mask: Tensor  # [B] bool
+
+
+def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: float,
+                generator: torch.Generator | None = None) -> WindowPlan:
+    cuts = set(range(segment_frames, frames, segment_frames)) if segment_frames else set()
+    reset_mask = torch.rand(batch, generator=generator) < state_reset_prob
+    reset_at = None
+    if reset_mask.any() and frames > 1:
+        reset_at = int(torch.randint(1, frames, (1,), generator=generator))
+    points = sorted(cuts | ({reset_at} if reset_at is not None else set()))
+    bounds = [0, *points, frames]
+    groups, current = [], []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if s in cuts and current:
+            groups.append(current)
+            current = []
+        current.append((s, e))
+    groups.append(current)
+    return WindowPlan(groups, reset_at, reset_mask)
+
+
+@dataclass
+class PreparedWindow:
+    """A window turned into model inputs and targets (all [B, T, ...] on the training device)."""
+    x0: Tensor
+    z: Tensor
+    eps: Tensor
+    tau: Tensor
+    loss_mask: Tensor
+    produced: Tensor  # the action that produced each frame
+    reward: Tensor  # reward of the step into each frame (frame 0: unknown, masked)
+    terminated: Tensor
+    head_mask: Tensor
+
+
+def prepare_window(frames: Tensor, actions: Tensor, rewards: Tensor, terminated: Tensor,
+                   objective: ObjectiveConfig, generator: torch.Generator | None = None) -> PreparedWindow:
+    x0 = to_model_space(frames)
+    B, T = x0.shape[:2]
+    tau, mask = sample_noise_levels(B, T, objective, generator=generator)
+    tau, mask = tau.to(x0.device), mask.to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    shift = lambda v: torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], 1)
+    head_mask = torch.ones(B, T, device=x0.device)
+    head_mask[:, 0] = 0
+    return PreparedWindow(x0, add_noise(x0, tau, eps), eps, tau, mask, prev_actions(actions),
+                          shift(rewards.float()), shift(terminated.float()), head_mask)
+
+
+class WindowObjective(nn.Module):
+    """Loss of one group of spans. A module so that DDP wraps one forward per group."""
+
+    def __init__(self, model: LSSVWM, objective: ObjectiveConfig):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, w: PreparedWindow, spans: list[tuple[int, int]], cache: InferenceCache | None,
+                plan: WindowPlan, last_group: bool):
+        total_mask, total_heads = w.loss_mask.sum().clamp(min=1), w.head_mask.sum().clamp(min=1)
+        diff = heads = torch.zeros((), device=w.x0.device)
+        for i, (s, e) in enumerate(spans):
+            if s == plan.reset_at and cache is not None:
+                cache = cache.reset_ssm(plan.reset_mask.to(w.x0.device))
+            keep = not (last_group and i == len(spans) - 1)
+            out = self.model(w.z[:, s:e], w.tau[:, s:e], w.produced[:, s:e], cache=cache, update_cache=keep)
+            cache = out.cache
+            m = w.loss_mask[:, s:e]
+            diff = diff + diffusion_loss(out.prediction, w.x0[:, s:e], w.eps[:, s:e], w.tau[:, s:e], m) * m.sum() / total_mask
+            hm = w.head_mask[:, s:e]
+            r = ((out.reward.float() - w.reward[:, s:e]).pow(2) * hm).sum() / total_heads
+            d = (F.binary_cross_entropy_with_logits(out.termination.float(), w.terminated[:, s:e], reduction="none") * hm).sum() / total_heads
+            heads = heads + self.objective.reward_weight * r + self.objective.termination_weight * d
+        return diff + heads, {"diffusion": diff.detach(), "heads": heads.detach()}, cache

@@ -1,0 +1,215 @@
+"""The training loop: AdamW with warmup + cosine, gradient clipping, EMA, bf16 autocast on CUDA,
+DDP under torchrun, atomic resumable checkpoints (also on SIGINT/SIGTERM), JSONL metrics, tqdm
+progress and periodic sample videos (model beside ground truth).
+
+Resuming restores weights, EMA, optimizer and RNG states and the step; the data stream restarts
+deterministically from (seed, step, rank) rather than from the generator's exact position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from worldsim.checkpoint import load_config, load_tensors, resolve, write_checkpoint
+from worldsim.diffusion import ObjectiveConfig
+from worldsim.model import LSSVWM
+from worldsim.train.config import TrainConfig
+from worldsim.train.objective import WindowObjective, plan_window, prepare_window
+from worldsim.train.samples import write_sample_video
+
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device != "cpu"
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return rank, world, dev
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    sd = opt.state_dict()
+    tensors = {f"{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, param_groups: list) -> None:
+    state: dict[int, dict] = {}
+    for name, t in tensors.items():
+        i, k = name.split(".", 1)
+        state.setdefault(int(i), {})[k] = t
+    opt.load_state_dict({"state": state, "param_groups": param_groups})
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "auto", compile: bool = False,
+                 source=None, show_progress: bool = True):
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.rank, self.world, self.device = setup_distributed(device)
+        self.is_main = self.rank == 0
+        if source is None:
+            from worldsim.train.data import make_source  # the maze renderer loads only when used
+
+            source = make_source(cfg, self.device, self.rank)
+        self.source = source
+        torch.manual_seed(cfg.seed)
+        self.model = LSSVWM(self.source.adapt_model_config(cfg.model)).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.objective = WindowObjective(self.model, ObjectiveConfig(cfg.long_context_prob, cfg.reward_weight,
+                                                                     cfg.termination_weight))
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.dim() < 2 or name.endswith(("A_log", "dt_bias", "pos")) else decay).append(p)
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99),
+                                     fused=fused)
+        self.step = 0
+        self.runner = self.objective
+        if self.world > 1:
+            self.runner = DistributedDataParallel(self.objective, device_ids=[self.device.index] if fused else None)
+        if compile:
+            self.model.compile()
+        self.generator = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
+        self.stop_requested = False
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def config_json(self) -> dict:
+        return {"model": json.loads(self.model.cfg.to_json()), "train": _jsonable(self.cfg.to_dict()),
+                "source": self.source.describe(), "sampling": {"steps": 4, "context_noise": 0.02}}
+
+    def save(self) -> Path | None:
+        if not self.is_main:
+            return None
+        opt_tensors, groups = optimizer_tensors(self.opt)
+        state = {"step": self.step, "torch_rng": torch.get_rng_state().tolist(),
+                 "generator": self.generator.get_state().tolist(), "optimizer_param_groups": groups,
+                 "world_size": self.world}
+        return write_checkpoint(self.out, f"step-{self.step:07d}", self.config_json(),
+                                {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
+                                {"trainer_state.json": state})
+
+    def resume(self, run_dir: str | Path) -> None:
+        path = resolve(run_dir)
+        state = json.loads((path / "trainer_state.json").read_text())
+        self.model.load_state_dict(load_tensors(path, "model", self.device))
+        self.ema.load_state_dict(load_tensors(path, "ema", self.device))
+        load_optimizer(self.opt, load_tensors(path, "optimizer", self.device), state["optimizer_param_groups"])
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        self.step = int(state["step"])
+        self.source.restart(self.step)
+
+    # -- one optimizer step --------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        window = cfg.window_at(self.step)
+        batch = self.source.next(window)
+        w = prepare_window(batch.frames.to(self.device), batch.actions.to(self.device), batch.rewards.to(self.device),
+                           batch.terminated.to(self.device), self.objective.objective, self.generator)
+        plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator)
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, cfg)
+        self.opt.zero_grad(set_to_none=True)
+        cache, logs = None, {"diffusion": 0.0, "heads": 0.0}
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        for gi, spans in enumerate(plan.groups):
+            last = gi == len(plan.groups) - 1
+            sync = contextlib.nullcontext() if (last or self.world == 1) else self.runner.no_sync()
+            with sync:
+                with autocast:
+                    loss, parts, cache = self.runner(w, spans, cache, plan, last)
+                loss.backward()
+            cache = None if cache is None else cache.detach()  # temporal segment boundary: truncate
+            for k in logs:
+                logs[k] += float(parts[k])
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            ema_p, p = list(self.ema.parameters()), list(self.model.parameters())
+            torch._foreach_lerp_(ema_p, p, 1.0 - cfg.ema_decay)
+        self.step += 1
+        return {"loss": logs["diffusion"] + logs["heads"], **logs, "grad_norm": float(grad_norm),
+                "lr": self.opt.param_groups[0]["lr"], "window": window, "frames": w.x0.shape[0] * window * self.world}
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, steps: int) -> dict | None:
+        """Train until `steps` optimizer steps in total. Saves every `save_every` and on SIGINT/SIGTERM."""
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = open(self.out / "metrics.jsonl", "a") if self.is_main else None
+        bar = tqdm(total=steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
+        last = None
+        try:
+            while self.step < steps and not self.stop_requested:
+                t0 = time.perf_counter()
+                last = self.train_step()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                last.update(step=self.step, seconds=dt, frames_per_s=last["frames"] / dt)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", fps=f"{last['frames_per_s']:.0f}", T=last["window"])
+                if log and (self.step % self.cfg.log_every == 0 or self.step == steps):
+                    log.write(json.dumps(last) + "\n")
+                    log.flush()
+                if self.step % self.cfg.save_every == 0:
+                    self.save()
+                if self.is_main and self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
+                    self.write_sample()
+            self.save()
+        finally:
+            bar.close()
+            if log:
+                log.close()
+            for s, h in previous.items():
+                signal.signal(s, h)
+        return last
+
+    def _request_stop(self, signum, frame):
+        self.stop_requested = True  # finish the current step, save, exit
+
+    def write_sample(self) -> Path:
+        batch = self.source.next(self.cfg.window_at(self.step))
+        path = self.out / "samples" / f"step-{self.step:07d}.mp4"
+        write_sample_video(path, self.ema, batch.frames[0], batch.actions[0], self.device)
+        return path
+
+
+def _jsonable(d):
+    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run was started with (for --resume)."""
+    config = load_config(resolve(run_dir))
+    train = dict(config["train"])
+    train["model"] = config["model"]
+    return TrainConfig.from_dict(train)
