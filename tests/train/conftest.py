@@ -41,7 +41,7 @@ class FixedSource:
         self.g.manual_seed(1000 + step)
 
     def describe(self):
-        return {"env_id": "synthetic-squares", "env_kwargs": {}, "action_space": {"type": "discrete", "n": 6},
+        return {"env_id": "synthetic-squares", "env_kwargs": {}, "action_space": {"type": "Discrete", "n": 6, "start": 0},
                 "render_fps": 15}
 
     def adapt_model_config(self, cfg: ModelConfig) -> ModelConfig:

@@ -35,6 +35,7 @@ class TrainConfig:
     # data: the built-in maze generated on the training device, or a directory of shards
     data: str = "maze"
     maze_size: int = 9
+    maze_pool: int = 256  # mazes generated in lockstep; batches are slices of the pool
     episode_length: int = 2000
 
     def __post_init__(self):
@@ -70,7 +71,7 @@ class TrainConfig:
 
 PRESETS = {
     "tiny": dict(model="tiny", batch_size=4, window_schedule=((0, 8), (20, 12)), warmup_steps=5,
-                 total_steps=200, save_every=50, lr=2e-3, data="maze"),
+                 total_steps=200, save_every=50, lr=2e-3, data="maze", maze_pool=8, episode_length=200),
     "small": dict(model="small", batch_size=16, window_schedule=((0, 32), (2000, 64), (5000, 128)),
                   segment_frames=0, warmup_steps=200, total_steps=20_000, save_every=500, sample_every=2000),
     "base": dict(model="base", batch_size=16, window_schedule=((0, 32), (4000, 64), (10000, 128), (20000, 256)),

@@ -9,36 +9,52 @@ to its action space and frame size.
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import gymnasium
 import torch
 
 from worldsim.config import ModelConfig
-from worldsim.data.generator import MazeWindowGenerator, TrajectoryBatch
-from worldsim.data.shards import ShardWindowDataset
+from worldsim.data.batch import TrajectoryBatch, collate_windows
+from worldsim.data.generator import MazeWindowGenerator
+from worldsim.data.shards import ShardWindowDataset, describe_action_space
+from worldsim.maze.core import N_ACTIONS
 
 MAZE_ENV_ID = "worldsim/Maze-v0"
 
 
 class MazeSource:
-    def __init__(self, batch_size: int, device, seed: int, maze_size: int, image_size: int, episode_length: int):
-        self.kwargs = dict(batch_size=batch_size, device=device, maze_size=maze_size, image_size=image_size,
-                           episode_length=episode_length)
+    """Windows from a pool of `pool_size` mazes stepped in lockstep; consecutive batches take
+    consecutive slices of the pool, so a batch's windows are not the previous batch's episodes
+    continued (which would correlate successive gradient steps)."""
+
+    def __init__(self, batch_size: int, device, seed: int, maze_size: int, image_size: int, episode_length: int,
+                 pool_size: int = 256):
+        self.batch_size = batch_size
+        self.kwargs = dict(batch_size=max(pool_size, batch_size), device=device, maze_size=maze_size,
+                           image_size=image_size, episode_length=episode_length)
         self.seed, self.image_size, self.maze_size = seed, image_size, maze_size
-        self.generator = None
         self.restart(0)
 
     def restart(self, step: int) -> None:
         self.generator = MazeWindowGenerator(window=1, seed=self.seed + 1_000_003 * step, **self.kwargs)
+        self.pool, self.cursor = None, 0
 
     def next(self, window: int) -> TrajectoryBatch:
-        return self.generator.next_window(window)
+        B = self.batch_size
+        if self.pool is None or self.pool.frames.shape[1] != window or self.cursor + B > self.pool.frames.shape[0]:
+            self.pool, self.cursor = self.generator.next_window(window), 0
+        part = TrajectoryBatch(**{f.name: getattr(self.pool, f.name)[self.cursor:self.cursor + B]
+                                  for f in dataclasses.fields(TrajectoryBatch)})
+        self.cursor += B
+        return part
 
     def describe(self) -> dict:
         return {"env_id": MAZE_ENV_ID, "env_kwargs": {"maze_size": self.maze_size, "image_size": self.image_size},
-                "action_space": {"type": "discrete", "n": 6}, "render_fps": 15}
+                "action_space": describe_action_space(gymnasium.spaces.Discrete(N_ACTIONS)), "render_fps": 15}
 
     def adapt_model_config(self, cfg: ModelConfig) -> ModelConfig:
-        return dataclasses.replace(cfg, action_type="discrete", num_actions=6)
+        return dataclasses.replace(cfg, action_type="discrete", num_actions=N_ACTIONS)
 
 
 class ShardSource:
@@ -49,7 +65,7 @@ class ShardSource:
         self.datasets: dict[int, ShardWindowDataset] = {}
         self.generator = torch.Generator()
         self.restart(0)
-        self.meta = self.dataset(1).metadata
+        self.info = self.dataset(1).episodes[0][0]  # ShardInfo: env id, frame size, action space (checked alike)
 
     def dataset(self, window: int) -> ShardWindowDataset:
         if window not in self.datasets:
@@ -62,25 +78,25 @@ class ShardSource:
     def next(self, window: int) -> TrajectoryBatch:
         ds = self.dataset(window)
         idx = torch.randint(len(ds), (self.batch_size,), generator=self.generator).tolist()
-        items = [ds[i] for i in idx]
-        return TrajectoryBatch(**{f.name: torch.stack([torch.as_tensor(getattr(it, f.name)) for it in items])
-                                  for f in dataclasses.fields(TrajectoryBatch)})
+        batch = collate_windows([ds[i] for i in idx])
+        if self.info.action_space["type"] == "Discrete":  # the model indexes actions from 0
+            batch.actions = batch.actions - int(self.info.action_space.get("start", 0))
+        return batch
 
     def describe(self) -> dict:
-        return {"env_id": self.meta["env_id"], "env_kwargs": self.meta.get("env_kwargs", {}),
-                "action_space": self.meta["action_space"], "render_fps": self.meta.get("render_fps", 15)}
+        return {"env_id": self.info.env_id, "env_kwargs": {}, "action_space": self.info.action_space,
+                "render_fps": 15, "data": str(self.directory)}
 
     def adapt_model_config(self, cfg: ModelConfig) -> ModelConfig:
-        space = self.meta["action_space"]
-        size = int(self.meta["frame_size"][0])
-        if space["type"] == "discrete":
+        space, size = self.info.action_space, self.info.frame_size
+        if space["type"] == "Discrete":
             return dataclasses.replace(cfg, image_size=size, action_type="discrete", num_actions=int(space["n"]))
-        dim = int(torch.tensor(space["shape"]).prod())
-        return dataclasses.replace(cfg, image_size=size, action_type="continuous", action_dim=dim)
+        return dataclasses.replace(cfg, image_size=size, action_type="continuous", action_dim=math.prod(space["shape"]))
 
 
 def make_source(cfg, device, rank: int = 0):
     seed = cfg.seed * 1009 + rank
     if cfg.data == "maze":
-        return MazeSource(cfg.batch_size, device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length)
+        return MazeSource(cfg.batch_size, device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length,
+                          cfg.maze_pool)
     return ShardSource(cfg.data, cfg.batch_size, seed)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run on a machine WITH network (the dev box), in the repo root. Fills .whl/ with what an offline
+# CUDA machine lacks, for scripts/setup_cuda_offline.sh to install there:
+#   - mamba-ssm as a pure-Python wheel: its Mamba-2 kernels are Triton, so the CUDA extension is
+#     skipped (MAMBA_SKIP_CUDA_BUILD); MAMBA_FORCE_BUILD stops setup.py from trying to download a
+#     prebuilt binary wheel. Needs torch importable here (no build isolation).
+#   - gymnasium and the deps the CUDA image lacks, as wheels for CPython 3.12 on manylinux x86_64
+#     (the CUDA image's python3).
+# Usage: bash scripts/build_wheels.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .whl
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+grep -qxF '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
+
+MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
+    python3 -m pip wheel --no-deps --no-build-isolation mamba-ssm==2.3.2.post1 -w .whl
+
+# The CUDA image already has numpy, cloudpickle, typing-extensions, einops, transformers, triton;
+# gymnasium and farama-notifications are the missing ones (same versions as the dev box).
+python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .whl gymnasium==1.4.0 farama-notifications==0.0.6
+ls -l .whl
