@@ -29,10 +29,10 @@ class FixedSource:
         self.terminated = torch.zeros(episodes, length, dtype=torch.bool)
         self.g = torch.Generator().manual_seed(seed + 1)
 
-    def next(self, window):
+    def next(self, window, batch):
         E, L = self.actions.shape
-        ep = torch.randint(E, (self.batch_size,), generator=self.g)
-        st = torch.randint(L - window + 1, (self.batch_size,), generator=self.g)
+        ep = torch.randint(E, (batch,), generator=self.g)
+        st = torch.randint(L - window + 1, (batch,), generator=self.g)
         cut = lambda x: torch.stack([x[e, s:s + window] for e, s in zip(ep.tolist(), st.tolist())])
         return SimpleNamespace(frames=cut(self.frames), actions=cut(self.actions), rewards=cut(self.rewards),
                                terminated=cut(self.terminated), first=st == 0)

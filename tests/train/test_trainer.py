@@ -65,11 +65,11 @@ def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
 
         calls = 0
 
-        def next(self, window):
+        def next(self, window, batch):
             KillAtStep4.calls += 1
             if KillAtStep4.calls == 4:
                 os.kill(os.getpid(), signal.SIGTERM)
-            return fixed_source.next(window)
+            return fixed_source.next(window, batch)
 
     trainer = Trainer(tiny_cfg(save_every=1000), tmp_path, device="cpu", source=KillAtStep4())
     trainer.fit(50)
@@ -111,7 +111,7 @@ def window_and_model(fixed_source):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    b = fixed_source.next(12)
+    b = fixed_source.next(12, 4)
     window = prepare_window(b.frames, b.actions, b.rewards, b.terminated, ObjectiveConfig(long_context_prob=0.0),
                             torch.Generator().manual_seed(3))
     return model, window
@@ -151,15 +151,15 @@ def test_gradual_context_extension_grows_the_window(tmp_path, fixed_source):
         def __getattr__(self, name):
             return getattr(fixed_source, name)
 
-        def next(self, window):
-            asked.append(window)
-            return fixed_source.next(window)
+        def next(self, window, batch):
+            asked.append((window, batch))
+            return fixed_source.next(window, batch)
 
-    cfg = tiny_cfg(window_schedule=((0, 4), (3, 8), (5, 12)))
+    cfg = tiny_cfg(window_schedule=((0, 4), (3, 8), (5, 12)), batch_frames=48)
     Trainer(cfg, tmp_path, device="cpu", source=Recording()).fit(7)
-    assert asked == [4, 4, 4, 8, 8, 12, 12]
+    assert asked == [(4, 12)] * 3 + [(8, 6)] * 2 + [(12, 4)] * 2  # frames per step stay 48
     logged = [json.loads(line)["window"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert logged == asked
+    assert logged == [w for w, _ in asked]
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

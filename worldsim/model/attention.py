@@ -13,10 +13,17 @@ the same computation.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+# With a boolean mask on CUDA, PyTorch may pick cuDNN attention, whose per-call CPU cost (~1.7 ms
+# measured on an H100) dominated small training steps; the memory-efficient kernel takes masks too.
+_CUDA_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def rotary(x: Tensor, t: Tensor) -> Tensor:
@@ -79,7 +86,8 @@ class FrameLocalAttention(nn.Module):
             qc = rearrange(q[:, s:e], "b t n h d -> b h (t n) d")
             kc = rearrange(k_all[:, keys], "b t n h d -> b h (t n) d")
             vc = rearrange(v_all[:, keys], "b t n h d -> b h (t n) d")
-            outs.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask))
+            with sdpa_kernel(_CUDA_BACKENDS) if x.is_cuda else contextlib.nullcontext():
+                outs.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask))
         y = rearrange(torch.cat(outs, dim=2), "b h (t n) d -> b t n (h d)", n=N)
         y = self.proj(y)
         if not update_state:

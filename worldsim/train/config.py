@@ -14,6 +14,7 @@ from worldsim.config import ModelConfig, preset
 class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=lambda: preset("tiny"))
     batch_size: int = 8  # windows per optimizer step (per process under torchrun)
+    batch_frames: int = 0  # > 0: windows per step = batch_frames // window, so longer windows keep the step's size
     # gradual context extension (seed article): (from_step, window length in frames), growing
     window_schedule: tuple[tuple[int, int], ...] = ((0, 16),)
     segment_frames: int = 0  # temporal segments of S frames, state carried, gradient cut between; 0 = one pass
@@ -53,6 +54,14 @@ class TrainConfig:
         """Training window length at `step` (gradual context extension)."""
         return [w for s, w in self.window_schedule if s <= step][-1]
 
+    def batch_at(self, step: int) -> int:
+        if self.batch_frames:
+            return max(1, self.batch_frames // self.window_at(step))
+        return self.batch_size
+
+    def max_batch(self) -> int:
+        return max(self.batch_at(s) for s, _ in self.window_schedule)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -72,8 +81,9 @@ class TrainConfig:
 PRESETS = {
     "tiny": dict(model="tiny", batch_size=4, window_schedule=((0, 8), (20, 12)), warmup_steps=5,
                  total_steps=200, save_every=50, lr=2e-3, data="maze", maze_pool=8, episode_length=200),
-    "small": dict(model="small", batch_size=16, window_schedule=((0, 32), (2000, 64), (5000, 128)),
-                  segment_frames=0, warmup_steps=200, total_steps=20_000, save_every=500, sample_every=2000),
+    # the shipped maze model's recipe: windows grow from 32 to 256 frames
+    "small": dict(model="small", batch_frames=2048, window_schedule=((0, 32), (2000, 64), (4000, 128), (6000, 256)),
+                  lr=4e-4, warmup_steps=300, total_steps=8000, save_every=500, sample_every=2000),
     "base": dict(model="base", batch_size=16, window_schedule=((0, 32), (4000, 64), (10000, 128), (20000, 256)),
                  segment_frames=64, warmup_steps=500, total_steps=100_000, save_every=1000, sample_every=5000),
 }

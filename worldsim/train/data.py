@@ -28,10 +28,9 @@ class MazeSource:
     consecutive slices of the pool, so a batch's windows are not the previous batch's episodes
     continued (which would correlate successive gradient steps)."""
 
-    def __init__(self, batch_size: int, device, seed: int, maze_size: int, image_size: int, episode_length: int,
+    def __init__(self, max_batch: int, device, seed: int, maze_size: int, image_size: int, episode_length: int,
                  pool_size: int = 256):
-        self.batch_size = batch_size
-        self.kwargs = dict(batch_size=max(pool_size, batch_size), device=device, maze_size=maze_size,
+        self.kwargs = dict(batch_size=max(pool_size, max_batch), device=device, maze_size=maze_size,
                            image_size=image_size, episode_length=episode_length)
         self.seed, self.image_size, self.maze_size = seed, image_size, maze_size
         self.restart(0)
@@ -40,8 +39,8 @@ class MazeSource:
         self.generator = MazeWindowGenerator(window=1, seed=self.seed + 1_000_003 * step, **self.kwargs)
         self.pool, self.cursor = None, 0
 
-    def next(self, window: int) -> TrajectoryBatch:
-        B = self.batch_size
+    def next(self, window: int, batch: int) -> TrajectoryBatch:
+        B = batch
         if self.pool is None or self.pool.frames.shape[1] != window or self.cursor + B > self.pool.frames.shape[0]:
             self.pool, self.cursor = self.generator.next_window(window), 0
         part = TrajectoryBatch(**{f.name: getattr(self.pool, f.name)[self.cursor:self.cursor + B]
@@ -60,8 +59,8 @@ class MazeSource:
 class ShardSource:
     """Random windows from a directory of shards (see worldsim.data.shards)."""
 
-    def __init__(self, directory: str, batch_size: int, seed: int):
-        self.directory, self.batch_size, self.seed = directory, batch_size, seed
+    def __init__(self, directory: str, seed: int):
+        self.directory, self.seed = directory, seed
         self.datasets: dict[int, ShardWindowDataset] = {}
         self.generator = torch.Generator()
         self.restart(0)
@@ -75,9 +74,9 @@ class ShardSource:
     def restart(self, step: int) -> None:
         self.generator.manual_seed(self.seed + 1_000_003 * step)
 
-    def next(self, window: int) -> TrajectoryBatch:
+    def next(self, window: int, batch: int) -> TrajectoryBatch:
         ds = self.dataset(window)
-        idx = torch.randint(len(ds), (self.batch_size,), generator=self.generator).tolist()
+        idx = torch.randint(len(ds), (batch,), generator=self.generator).tolist()
         batch = collate_windows([ds[i] for i in idx])
         if self.info.action_space["type"] == "Discrete":  # the model indexes actions from 0
             batch.actions = batch.actions - int(self.info.action_space.get("start", 0))
@@ -97,6 +96,6 @@ class ShardSource:
 def make_source(cfg, device, rank: int = 0):
     seed = cfg.seed * 1009 + rank
     if cfg.data == "maze":
-        return MazeSource(cfg.batch_size, device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length,
+        return MazeSource(cfg.max_batch(), device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length,
                           cfg.maze_pool)
-    return ShardSource(cfg.data, cfg.batch_size, seed)
+    return ShardSource(cfg.data, seed)

@@ -67,11 +67,11 @@ class PreparedWindow:
 
 def prepare_window(frames: Tensor, actions: Tensor, rewards: Tensor, terminated: Tensor,
                    objective: ObjectiveConfig, generator: torch.Generator | None = None) -> PreparedWindow:
+    """`generator` lives on the frames' device: the noise is drawn where it is used."""
     x0 = to_model_space(frames)
     B, T = x0.shape[:2]
-    tau, mask = sample_noise_levels(B, T, objective, generator=generator)
-    tau, mask = tau.to(x0.device), mask.to(x0.device)
-    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    tau, mask = sample_noise_levels(B, T, objective, generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
     shift = lambda v: torch.cat([torch.zeros_like(v[:, :1]), v[:, :-1]], 1)
     head_mask = torch.ones(B, T, device=x0.device)
     head_mask[:, 0] = 0

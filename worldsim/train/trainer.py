@@ -39,7 +39,7 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     rank = dist.get_rank() if dist.is_initialized() else 0
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and world > 1:
+    if device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -97,7 +97,9 @@ class Trainer:
             self.runner = DistributedDataParallel(self.objective, device_ids=[self.device.index] if fused else None)
         if compile:
             self.model.compile()
-        self.generator = torch.Generator().manual_seed(cfg.seed * 7919 + self.rank)
+        seed = cfg.seed * 7919 + self.rank
+        self.generator = torch.Generator().manual_seed(seed)  # window plans (CPU)
+        self.noise_generator = torch.Generator(self.device).manual_seed(seed)  # noise, on the training device
         self.stop_requested = False
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -110,7 +112,9 @@ class Trainer:
             return None
         opt_tensors, groups = optimizer_tensors(self.opt)
         state = {"step": self.step, "torch_rng": torch.get_rng_state().tolist(),
-                 "generator": self.generator.get_state().tolist(), "optimizer_param_groups": groups,
+                 "generator": self.generator.get_state().tolist(),
+                 "noise_generator": self.noise_generator.get_state().tolist(), "noise_device": self.device.type,
+                 "optimizer_param_groups": groups,
                  "world_size": self.world}
         return write_checkpoint(self.out, f"step-{self.step:07d}", self.config_json(),
                                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
@@ -124,6 +128,10 @@ class Trainer:
         load_optimizer(self.opt, load_tensors(path, "optimizer", self.device), state["optimizer_param_groups"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        if state.get("noise_device") == self.device.type:  # generator states differ between CPU and CUDA
+            self.noise_generator.set_state(torch.tensor(state["noise_generator"], dtype=torch.uint8))
+        else:
+            self.noise_generator.manual_seed(self.cfg.seed * 7919 + self.rank + 1_000_003 * int(state["step"]))
         self.step = int(state["step"])
         self.source.restart(self.step)
 
@@ -131,9 +139,9 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         window = cfg.window_at(self.step)
-        batch = self.source.next(window)
+        batch = self.source.next(window, cfg.batch_at(self.step))
         w = prepare_window(batch.frames.to(self.device), batch.actions.to(self.device), batch.rewards.to(self.device),
-                           batch.terminated.to(self.device), self.objective.objective, self.generator)
+                           batch.terminated.to(self.device), self.objective.objective, self.noise_generator)
         plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
@@ -197,7 +205,7 @@ class Trainer:
         self.stop_requested = True  # finish the current step, save, exit
 
     def write_sample(self) -> Path:
-        batch = self.source.next(self.cfg.window_at(self.step))
+        batch = self.source.next(self.cfg.window_at(self.step), 1)
         path = self.out / "samples" / f"step-{self.step:07d}.mp4"
         write_sample_video(path, self.ema, batch.frames[0], batch.actions[0], self.device)
         return path

@@ -1,0 +1,42 @@
+"""Turn a training run into a shippable inference checkpoint: the EMA weights (as "model"), in
+float16 by default (half the bytes; computation still runs in the loader's dtype), sharded below
+16 MiB, with the run's config.json and a summary of its training.
+
+    python scripts/export_checkpoint.py RUN_DIR OUT_DIR [--dtype float16|bfloat16|float32]
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from worldsim.checkpoint import load_config, load_tensors, resolve, save_tensors
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
+    src = resolve(run_dir)
+    config = load_config(src)
+    state = json.loads((src / "trainer_state.json").read_text())
+    weights = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v) for k, v in load_tensors(src, "ema").items()}
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_tensors(weights, tmp, "model")
+    config["trained"] = {"steps": state["step"], "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
+    a = p.parse_args()
+    print(export(a.run_dir, a.out_dir, a.dtype))
