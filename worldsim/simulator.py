@@ -47,7 +47,10 @@ class Simulator:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        self.model = model.to(self.device, self.dtype).eval()
+        # Weights, inputs and memory stay float32; a lower `dtype` runs the matmuls under autocast,
+        # as training does (the model's own float32 parts, e.g. its noise-level embedding and the
+        # SSD scan, cannot run on weights cast to bfloat16).
+        self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
         self.cache: InferenceCache | None = None
@@ -87,12 +90,14 @@ class Simulator:
             if actions.shape[:2] != (B, T - 1):
                 raise ValueError(f"context actions must have shape [{B}, {T - 1}], got {tuple(actions.shape)}")
             actions = torch.cat([actions, pad], 1)  # the last action follows the context: unused
-        x = to_model_space(frames.to(self.device)).to(self.dtype)
+        x = to_model_space(frames.to(self.device))
         produced = prev_actions(actions.to(self.device))
-        if produced.is_floating_point():
-            produced = produced.to(self.dtype)
-        levels = torch.zeros(B, T, device=self.device, dtype=self.dtype)
-        return self.model(x, levels, produced, update_cache=True).cache
+        levels = torch.zeros(B, T, device=self.device)
+        with self._autocast():
+            return self.model(x, levels, produced, update_cache=True).cache
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
     def reset(self, frames: Tensor, actions: Tensor | None = None, seeds: list[int] | None = None) -> Tensor:
         """Start B episodes from context frames. Returns the latest frames uint8 [B, H, W, 3]."""
@@ -107,6 +112,7 @@ class Simulator:
         """Restart the episodes of some batch elements (vector env autoreset), the others untouched."""
         frames = torch.as_tensor(frames)
         self.cache.put(index, self.prefill(frames, actions))
+        self.frames = self.frames.clone()  # step() returned the old tensor: callers keep their frames
         self.frames[index] = frames[:, -1]
         for i, s in zip(index, seeds):
             self.generators[i] = torch.Generator().manual_seed(int(s))
@@ -114,7 +120,7 @@ class Simulator:
     def _noise(self, n_draws: int) -> Tensor:
         c, s = self.cfg.channels, self.cfg.image_size
         draws = [torch.randn(n_draws, c, s, s, generator=g) for g in self.generators]
-        return torch.stack(draws, 1).to(self.device, self.dtype)  # [n_draws, B, C, H, W]
+        return torch.stack(draws, 1).to(self.device)  # [n_draws, B, C, H, W]
 
     @torch.no_grad()
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -125,10 +131,11 @@ class Simulator:
         start = time.perf_counter()
         actions = torch.as_tensor(actions).to(self.device)
         if actions.is_floating_point():
-            actions = actions.to(self.dtype)
+            actions = actions.float()
         noise, commit_noise = self._noise(2)
-        x0, reward, term, self.cache = sample_next_frame(self.model, self.cache, actions, noise,
-                                                         self.sampling_steps, self.context_noise, commit_noise)
+        with self._autocast():
+            x0, reward, term, self.cache = sample_next_frame(self.model, self.cache, actions, noise,
+                                                             self.sampling_steps, self.context_noise, commit_noise)
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()

@@ -82,8 +82,8 @@ PRESETS = {
     "tiny": dict(model="tiny", batch_size=4, window_schedule=((0, 8), (20, 12)), warmup_steps=5,
                  total_steps=200, save_every=50, lr=2e-3, data="maze", maze_pool=8, episode_length=200),
     # the shipped maze model's recipe: windows grow from 32 to 256 frames
-    "small": dict(model="small", batch_frames=2048, window_schedule=((0, 32), (2000, 64), (4000, 128), (6000, 256)),
-                  lr=4e-4, warmup_steps=300, total_steps=8000, save_every=500, sample_every=2000),
+    "small": dict(model="small", batch_frames=2048, window_schedule=((0, 32), (1500, 64), (3000, 128), (4000, 256)),
+                  lr=4e-4, warmup_steps=300, total_steps=5000, save_every=500, sample_every=2000),
     "base": dict(model="base", batch_size=16, window_schedule=((0, 32), (4000, 64), (10000, 128), (20000, 256)),
                  segment_frames=64, warmup_steps=500, total_steps=100_000, save_every=1000, sample_every=5000),
 }
