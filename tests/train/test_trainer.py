@@ -171,3 +171,13 @@ def test_ddp_two_processes_on_gloo(tmp_path):
     params = [load_tensors(tmp_path / f"rank{r}", "model") for r in range(2)]
     assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])  # gradients were averaged
     assert json.loads((resolve(tmp_path / "run") / "trainer_state.json").read_text())["world_size"] == 2
+
+
+def test_ema_forgets_the_random_initialisation_early():
+    from worldsim.train.trainer import ema_decay_at
+
+    weight_of_init = 1.0
+    for step in range(2000):
+        weight_of_init *= ema_decay_at(step, 0.999)
+    assert weight_of_init < 1e-3  # a plain 0.999 EMA would still hold 0.999**2000 = 13.5%
+    assert ema_decay_at(100_000, 0.999) == 0.999
