@@ -1,0 +1,72 @@
+"""Evaluation episodes: seeds disjoint from training, ground truth = the true maze's replay."""
+
+import math
+
+import pytest
+import torch
+
+from worldsim.maze.core import FORWARD, FORWARD_LEFT, FORWARD_RIGHT, NOOP, TURN_LEFT, TURN_RIGHT, MazeWorld
+from worldsim.maze.episodes import (EVAL_SEED_OFFSET, TRAIN_SEED_LIMIT, cue_recall_episode, eval_seed,
+                                    reasoning_episode, retrieval_episode, reverse_actions)
+
+
+def replay(episode, image_size):
+    """Frames a fresh maze renders for the episode's actions: uint8 [T, H, W, 3]."""
+    world = MazeWorld(1, maze_size=episode.maze_size, image_size=image_size)
+    frames = [world.reset(seeds=[episode.seed])[0]]
+    for action in episode.actions[:-1]:
+        frames.append(world.step(action.view(1))[0][0])
+    return torch.stack(frames)
+
+
+def test_evaluation_seeds_are_disjoint_from_training_seeds():
+    assert TRAIN_SEED_LIMIT <= EVAL_SEED_OFFSET == eval_seed(0)
+    assert eval_seed(5) == 2**31 + 5 and eval_seed(2**31 - 1) == 2**32 - 1
+    with pytest.raises(ValueError):
+        eval_seed(-1)
+    with pytest.raises(ValueError):
+        eval_seed(2**31)
+
+
+def test_reverse_actions_reverses_and_mirrors():
+    actions = torch.tensor([FORWARD, TURN_LEFT, FORWARD_LEFT, TURN_RIGHT, FORWARD_RIGHT, NOOP])
+    assert reverse_actions(actions).tolist() == [NOOP, FORWARD_LEFT, TURN_LEFT, FORWARD_RIGHT, TURN_RIGHT, FORWARD]
+
+
+def test_retrieval_walks_back_along_the_context_path():
+    N = 60
+    e = retrieval_episode(0, context_length=N, image_size=32)
+    turn = 18  # 180 degrees at 10 degrees a step
+    assert e.frames.shape == (2 * N + turn + 1, 32, 32, 3) and e.actions.shape == (2 * N + turn + 1,)
+    assert e.context_length == N and e.seed == eval_seed(0) and e.kind == "retrieval"
+    assert (e.actions[N:N + turn] == TURN_LEFT).all()
+    assert torch.equal(e.actions[N + turn:2 * N + turn], reverse_actions(e.actions[:N]))
+    assert torch.equal(e.frames, replay(e, 32))  # the ground truth is the true maze's rendering
+    # Return step j stands where context frame N - j stood, facing the other way.
+    back = e.poses[N + turn:].flip(0)  # [N + 1, 3]
+    assert torch.allclose(back[:, :2], e.poses[:N + 1, :2], atol=1e-4)
+    turned = (back[:, 2] - e.poses[:N + 1, 2]) % (2 * math.pi)
+    assert torch.allclose(turned, torch.full_like(turned, math.pi), atol=1e-4)
+    assert e.poses[:N, :2].std(0).sum() > 0.2  # the context does travel
+
+
+def test_reasoning_continues_with_random_actions():
+    e = reasoning_episode(1, context_length=40, generate_length=20, image_size=32)
+    assert e.frames.shape[0] == e.actions.shape[0] == 60 and e.context_length == 40
+    assert torch.equal(e.frames, replay(e, 32))
+    assert len(set(e.actions[40:-1].tolist())) > 1
+
+
+def test_cue_recall_sees_the_cue_goes_far_away_and_sees_it_again():
+    e = cue_recall_episode(2, away_length=500, look_length=8, image_size=32)
+    T = e.frames.shape[0]
+    assert e.cue_mask.shape == (T, 32, 32) and e.cue_colour is not None
+    seen = e.cue_mask.flatten(1).any(1)  # [T]
+    first_look = int(seen.nonzero()[0])
+    assert first_look < e.context_length - 500  # seen, then >= 500 frames away ...
+    assert seen[-8:].all()  # ... and seen again at the end
+    assert torch.equal(e.frames, replay(e, 32))
+    cue_pixels = e.frames[-1][e.cue_mask[-1]].float()  # [P, 3], the cue ball shaded
+    colour = torch.tensor(e.cue_colour, dtype=torch.float32)
+    cosine = torch.nn.functional.cosine_similarity(cue_pixels, colour.expand_as(cue_pixels), dim=1)
+    assert cosine.min() > 0.99

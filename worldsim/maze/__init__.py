@@ -1,0 +1,1 @@
+"""The built-in ground-truth maze: batched torch world (`core`), exploration policies, eval episodes."""

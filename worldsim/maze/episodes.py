@@ -1,0 +1,206 @@
+"""Evaluation episodes on the built-in maze: spatial retrieval, spatial reasoning, cue recall.
+
+Each episode is a ground-truth video with its actions: the model under test gets the first
+`context_length` frames (and the actions), then generates frames[context_length:] from
+actions[context_length - 1:], and is scored against the true frames. The ground truth is what the
+true maze renders for those actions, so collisions or drift can't make it wrong.
+
+- retrieval (the paper's): explore for N frames, turn 180 degrees, replay the context actions in
+  reverse with left and right swapped: the agent walks back to its start, seeing places it passed
+  (from the other side). The context is explored without curved moves (forward+turn), so the way
+  back retraces the way out exactly.
+- reasoning (the paper's): explore for N frames, then held random actions.
+- cue recall: walk to a ball (the cue) and look at it, travel away for >= 500 frames (first to
+  the cell farthest from it, then exploring), come back and look at it again. `cue_colour` and
+  `cue_mask` (the cue's pixels in every frame) let an evaluator score whether the model recalled
+  the colour where the ball reappears.
+
+Seeds: training mazes use seeds in [0, TRAIN_SEED_LIMIT = 2**31); evaluation episode i uses seed
+`eval_seed(i)` = EVAL_SEED_OFFSET + i (EVAL_SEED_OFFSET = 2**31), so no evaluation maze is ever
+trained on. Alignment as everywhere: actions[t] follows frames[t]; the final action is a noop
+placeholder so that frames and actions have the same length.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+import torch
+
+from worldsim.maze.core import (EVAL_SEED_OFFSET, FORWARD, FORWARD_LEFT, FORWARD_RIGHT, N_ACTIONS, NOOP,
+                                OBJECT_COLOURS, SEED_LIMIT, TRAIN_SEED_LIMIT, TURN_LEFT, TURN_RIGHT, MazeWorld)
+from worldsim.maze.policies import (ARRIVED, ExplorePolicy, PersistentRandomPolicy, cell_centre, heading_error,
+                                    steer)
+
+__all__ = ["EVAL_SEED_OFFSET", "TRAIN_SEED_LIMIT", "MazeEpisode", "eval_seed", "reverse_actions",
+           "retrieval_episode", "reasoning_episode", "cue_recall_episode"]
+
+_MIRROR = torch.tensor([NOOP, FORWARD, TURN_RIGHT, TURN_LEFT, FORWARD_RIGHT, FORWARD_LEFT])
+
+
+@dataclass
+class MazeEpisode:
+    kind: str  # "retrieval", "reasoning" or "cue_recall"
+    seed: int  # maze seed (>= EVAL_SEED_OFFSET)
+    frames: torch.Tensor  # uint8 [T, H, W, 3], ground truth
+    actions: torch.Tensor  # int64 [T]; actions[t] follows frames[t]; the last is a noop placeholder
+    rewards: torch.Tensor  # float32 [T]
+    poses: torch.Tensor  # float32 [T, 3]: x, y (cells), heading (radians) at each frame
+    context_length: int  # frames[:context_length] are given; the rest is to be generated
+    maze_size: int
+    cue_object: int | None = None  # cue recall: ball id of the cue
+    cue_colour: tuple | None = None  # its RGB
+    cue_mask: torch.Tensor | None = None  # bool [T, H, W]: pixels showing the cue ball
+
+
+def eval_seed(index: int) -> int:
+    """The maze seed of evaluation episode `index` (disjoint from all training seeds)."""
+    if not 0 <= index < SEED_LIMIT - EVAL_SEED_OFFSET:
+        raise ValueError(f"evaluation index must be in [0, {SEED_LIMIT - EVAL_SEED_OFFSET}), got {index}")
+    return EVAL_SEED_OFFSET + index
+
+
+def reverse_actions(actions: torch.Tensor) -> torch.Tensor:
+    """The way back after a 180 degree turn: actions in reverse order, left and right swapped."""
+    return _MIRROR.to(actions.device)[actions.flip(0)]
+
+
+class _Rollout:
+    """Steps a one-maze world and keeps what an episode records."""
+
+    def __init__(self, world: MazeWorld, cue: int | None = None):
+        self.world, self.cue = world, cue
+        self.frames, self.poses, self.masks, self.actions, self.rewards = [], [], [], [], []
+        self._observe(world.render()[0])
+
+    def _observe(self, frame):
+        self.frames.append(frame.cpu())
+        x, y = self.world.position[0].tolist()
+        self.poses.append((x, y, float(self.world.heading_radians()[0])))
+        if self.cue is not None:
+            self.masks.append((self.world.render_object_ids()[0] == self.cue).cpu())
+
+    def step(self, action: int):
+        frames, reward, _ = self.world.step(torch.tensor([int(action)], device=self.world.device))
+        self.actions.append(int(action))
+        self.rewards.append(float(reward[0]))
+        self._observe(frames[0])
+
+    def walk(self, cells: list[int]):
+        """Walk through the centres of `cells` (row * N + col) in turn, without curved moves."""
+        for cell in cells:
+            goal = cell_centre(self.world, torch.tensor([cell], device=self.world.device))
+            for _ in range(100):
+                if ((goal - self.world.position) ** 2).sum() < ARRIVED**2:
+                    break
+                self.step(steer(self.world, goal, curves=False)[0])
+            else:
+                raise RuntimeError(f"could not reach cell {cell} (maze seed {int(self.world.seed[0])})")
+
+    def face(self, xy: torch.Tensor):
+        """Turn in place until facing the point xy (float32 [1, 2])."""
+        while (err := int(heading_error(self.world, xy)[0])) != 0:
+            self.step(TURN_RIGHT if err > 0 else TURN_LEFT)
+
+    def explore(self, steps: int, curves: bool = True):
+        policy = ExplorePolicy(self.world, curves=curves)
+        for _ in range(steps):
+            self.step(policy.act()[0])
+
+    def episode(self, kind: str, context_length: int, **cue) -> MazeEpisode:
+        return MazeEpisode(
+            kind=kind, seed=int(self.world.seed[0]),
+            frames=torch.stack(self.frames),
+            actions=torch.tensor(self.actions + [NOOP], dtype=torch.int64),
+            rewards=torch.tensor(self.rewards + [0.0], dtype=torch.float32),
+            poses=torch.tensor(self.poses, dtype=torch.float32),
+            context_length=context_length, maze_size=self.world.maze_size,
+            cue_mask=torch.stack(self.masks) if self.masks else None, **cue)
+
+
+def _world(index, maze_size, image_size, device) -> MazeWorld:
+    world = MazeWorld(1, maze_size=maze_size, image_size=image_size, device=device)
+    world.reset(seeds=[eval_seed(index)])
+    return world
+
+
+def retrieval_episode(index: int, context_length: int = 400, *, maze_size: int = 9, image_size: int = 64,
+                      device="cpu") -> MazeEpisode:
+    """Explore for context_length frames, then the way back: T = 2 * context_length + n_headings/2 + 1."""
+    run = _Rollout(_world(index, maze_size, image_size, device))
+    run.explore(context_length, curves=False)
+    for _ in range(run.world.n_headings // 2):
+        run.step(TURN_LEFT)
+    for action in reverse_actions(torch.tensor(run.actions[:context_length])).tolist():
+        run.step(action)
+    return run.episode("retrieval", context_length)
+
+
+def reasoning_episode(index: int, context_length: int = 576, generate_length: int = 224, *, maze_size: int = 9,
+                      image_size: int = 64, device="cpu") -> MazeEpisode:
+    """Explore for context_length frames, then generate_length frames of held random actions."""
+    run = _Rollout(_world(index, maze_size, image_size, device))
+    run.explore(context_length)
+    random = PersistentRandomPolicy(gymnasium.spaces.Discrete(N_ACTIONS), seed=eval_seed(index))
+    for _ in range(generate_length - 1):
+        run.step(random.act()[0])
+    return run.episode("reasoning", context_length)
+
+
+def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8, *, maze_size: int = 9,
+                       image_size: int = 64, device="cpu") -> MazeEpisode:
+    """See a ball, travel >= away_length frames away, come back and look at it for look_length frames.
+
+    context_length is where the way back begins.
+    """
+    world = _world(index, maze_size, image_size, device)
+    N = maze_size
+    grid = world.grid[0].cpu().numpy()
+    cue = int(np.random.default_rng(eval_seed(index)).integers(world.n_objects))
+    cue_xy = world.objects[0:1, cue]  # [1, 2]
+    cue_cell = int(cue_xy[0, 1]) * N + int(cue_xy[0, 0])
+    run = _Rollout(world, cue=cue)
+
+    def look():
+        run.face(cue_xy)
+        for _ in range(look_length):
+            run.step(NOOP)
+
+    to_cue = _path(grid, int(world.cell()[0]), cue_cell)
+    viewpoint = to_cue[-2] if len(to_cue) > 1 else int(world.cell()[0])  # the cell before the cue's
+    run.walk(to_cue[1:-1])
+    look()
+    away_start = len(run.actions)
+    distance = _distances(grid, cue_cell)
+    run.walk(_path(grid, viewpoint, int(distance.argmax()))[1:])
+    run.explore(max(0, away_length - (len(run.actions) - away_start)))
+    context_length = len(run.frames)
+    run.walk(_path(grid, int(world.cell()[0]), viewpoint))  # via the centre of the current cell
+    look()
+    return run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue])
+
+
+def _distances(grid: np.ndarray, source: int) -> np.ndarray:
+    """Breadth-first step counts from `source` over free cells (4-neighbours): int [N * N], -1 if unreachable."""
+    N = grid.shape[0]
+    dist = np.full(N * N, -1)
+    dist[source] = 0
+    queue = deque([source])
+    while queue:
+        cell = queue.popleft()
+        for nxt in (cell - N, cell + 1, cell + N, cell - 1):
+            if not grid.flat[nxt] and dist[nxt] < 0:
+                dist[nxt] = dist[cell] + 1
+                queue.append(nxt)
+    return dist
+
+
+def _path(grid: np.ndarray, start: int, goal: int) -> list[int]:
+    """A shortest path of cells from start to goal, both included."""
+    dist, N = _distances(grid, goal), grid.shape[0]
+    path = [start]
+    while path[-1] != goal:
+        cell = path[-1]
+        path.append(next(n for n in (cell - N, cell + 1, cell + N, cell - 1) if dist[n] == dist[cell] - 1))
+    return path
