@@ -1,0 +1,226 @@
+"""LSSVWM-v0 vectorised: N world-model envs generated as one batch by one simulator.
+
+    envs = gym.make_vec("LSSVWM-v0", num_envs=64)        # vector_entry_point is the default mode
+    obs, info = envs.reset(seed=0)                       # env i starts like LSSVWMEnv reset(seed=0 + i)
+    obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+
+All N envs share the model and step together: one batched denoising pass per sampler step, so
+throughput grows with N until the device is busy. Env i with seed s + i and the same actions gives
+the same frames as a single `LSSVWMEnv` reset with seed s + i (each env draws its episode seeds from
+its own generator exactly as the single env does).
+
+Autoreset: `AutoresetMode.NEXT_STEP`, Gymnasium's default (the mode of `SyncVectorEnv`, so code
+written for `vectorization_mode="sync"` works unchanged). When env i ends (terminated or
+truncated) at step t, step t + 1 ignores its action and returns the first frame of its next
+episode, with reward 0 and terminated = truncated = False. Why this mode: the final frame is
+returned as an ordinary observation, with no copy of it to stash in `info` (SAME_STEP's
+"final_obs"). The restart goes through `Simulator.reset_indices`: only the envs that restart are
+prefilled; the others' memory is untouched.
+
+Truncation: after `max_episode_steps` steps per env (1000 through `gym.make_vec`, which passes the
+registered value; None when the class is built directly = no limit).
+
+Info: `frame_index` [N] with its `_frame_index` mask (the vector info convention); on reset also
+`source_seed` [N] (-1 when started from `options["frames"]`). The batch's generation time is
+`last_step_seconds` (an attribute, as in the single env: info stays deterministic).
+
+`reset(options={"frames": uint8 [N, T, S, S, 3], "actions": [N, T - 1]})` starts every env from
+given context frames; `reset(options={"reset_mask": bool [N]})` restarts only the masked envs (as
+SyncVectorEnv). `get_state()` / `set_state()` snapshot the whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.lssvwm import check_context, draw_seeds, make_simulator
+from worldsim.simulator import SimulatorState
+from worldsim.sources import SourceEnv, action_space, check_action
+
+
+@dataclass(frozen=True)
+class VectorEnvState:
+    """A snapshot of all N envs: simulator state, last observations, step counts, autoreset flags."""
+
+    simulator: SimulatorState
+    observations: np.ndarray
+    episode_steps: np.ndarray
+    autoreset: np.ndarray
+    rngs: tuple[dict, ...]  # each env's np_random state: later autoresets draw the same seeds
+
+
+class LSSVWMVectorEnv(VectorEnv):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, checkpoint: str | os.PathLike | None = None, device: str = "auto",
+                 sampling_steps: int | None = None, dtype: str = "float32", context_noise: float | None = None,
+                 render_mode: str | None = None, max_episode_steps: int | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.simulator, self.config = make_simulator(checkpoint, device, sampling_steps, dtype, context_noise)
+        cfg = self.simulator.cfg
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.get("source", {}).get("render_fps", 15)}
+        self.source = SourceEnv(self.config.get("source", {}), cfg.image_size)
+        self.single_observation_space = spaces.Box(0, 255, (cfg.image_size, cfg.image_size, cfg.channels), np.uint8)
+        self.single_action_space = action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rngs: list[np.random.Generator] | None = None
+        self._obs: np.ndarray | None = None
+        self._episode_steps = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """seed: an int s (env i gets s + i, as SyncVectorEnv), a list of N seeds (None entries
+        keep that env's generator), or None. options: "frames" / "actions" (all envs start from
+        given context), or "reset_mask" (bool [N]: reset only those envs, from the source env)."""
+        if seed is None:
+            seeds = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
+        options = dict(options or {})
+        unknown = set(options) - {"frames", "actions", "reset_mask"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; LSSVWM-v0 takes 'frames', 'actions', 'reset_mask'")
+        if "actions" in options and "frames" not in options:
+            raise ValueError("options['actions'] given without options['frames']")
+        if "reset_mask" in options:
+            return self._reset_some(options, seeds)
+        # like single envs: a None seed keeps an env's generator (a fresh one on the first reset)
+        self._rngs = [seeding.np_random(s)[0] if s is not None or self._rngs is None else self._rngs[i]
+                      for i, s in enumerate(seeds)]
+        from_source = "frames" not in options
+        drawn = [draw_seeds(rng, s, from_source) for rng, s in zip(self._rngs, seeds)]
+        if from_source:
+            frames = torch.from_numpy(np.stack([self.source.reset(s) for s, _ in drawn]))[:, None]
+            actions = None
+        else:
+            frames, actions = check_context(options["frames"], options.get("actions"),
+                                            self.single_observation_space.shape[0], self.single_action_space,
+                                            batch=self.num_envs)
+        self._obs = self.simulator.reset(frames, actions, [n for _, n in drawn]).numpy().copy()
+        self._episode_steps[:] = 0
+        self._autoreset[:] = False
+        source_seeds = np.array([-1 if s is None else s for s, _ in drawn], dtype=np.int64)
+        info = {"frame_index": self.simulator.frame_index.cpu().numpy(), "source_seed": source_seeds}
+        return self._obs.copy(), self._with_masks(info, np.ones(self.num_envs, np.bool_))
+
+    def _reset_some(self, options: dict, seeds: list):
+        mask = np.asarray(options["reset_mask"])
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,) or not mask.any():
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
+                             f"least one True, got {mask.dtype} {mask.shape}")
+        if "frames" in options:
+            raise ValueError("options['reset_mask'] restarts envs from the source env: it cannot take 'frames'")
+        if self._obs is None:
+            raise RuntimeError("reset() all envs once before resetting some with options['reset_mask']")
+        index = np.flatnonzero(mask)
+        source_seeds = np.full(self.num_envs, -1, dtype=np.int64)
+        source_seeds[index] = self._restart(index, [seeds[i] for i in index])
+        info = {"frame_index": self.simulator.frame_index.cpu().numpy(), "source_seed": source_seeds}
+        return self._obs.copy(), self._with_masks(info, mask)
+
+    def _restart(self, index: np.ndarray, seeds: list) -> list[int]:
+        """Start new episodes from the source env in envs `index` (the others are untouched).
+        Returns their source seeds."""
+        for i, s in zip(index, seeds):
+            if s is not None:
+                self._rngs[i] = seeding.np_random(s)[0]
+        drawn = [draw_seeds(self._rngs[i], s, from_source=True) for i, s in zip(index, seeds)]
+        starts = np.stack([self.source.reset(s) for s, _ in drawn])
+        self.simulator.reset_indices(index.tolist(), torch.from_numpy(starts)[:, None], None, [n for _, n in drawn])
+        self._obs[index] = starts
+        self._episode_steps[index] = 0
+        self._autoreset[index] = False
+        return [s for s, _ in drawn]
+
+    def step(self, actions):
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        actions = self._check_actions(actions)
+        frames, reward, terminated = self.simulator.step(torch.from_numpy(actions))
+        self._obs = frames.numpy().copy()
+        reward, terminated = reward.numpy().astype(np.float64), terminated.numpy().copy()
+        self._episode_steps += 1
+        truncated = (np.zeros(self.num_envs, np.bool_) if self.max_episode_steps is None
+                     else self._episode_steps >= self.max_episode_steps)
+        # NEXT_STEP autoreset: the envs that ended last step start their next episode now; the
+        # frame just generated for them (from an ignored action) is replaced by the new start.
+        restart = np.flatnonzero(self._autoreset)
+        if restart.size:
+            self._restart(restart, [None] * restart.size)
+            reward[restart] = 0.0
+            terminated[restart] = False
+            truncated[restart] = False
+        self._autoreset = terminated | truncated
+        info = {"frame_index": self.simulator.frame_index.cpu().numpy()}
+        return self._obs.copy(), reward, terminated, truncated, self._with_masks(info, np.ones(self.num_envs, np.bool_))
+
+    def _check_actions(self, actions) -> np.ndarray:
+        a = np.asarray(actions)
+        want = (self.num_envs,) + self.single_action_space.shape
+        if a.shape != want:
+            raise ValueError(f"actions must have shape {want} (one per env) for {self.action_space}, got "
+                             f"{a.shape} {a.dtype}")
+        checked = []
+        for i, ai in enumerate(a):
+            try:
+                checked.append(check_action(self.single_action_space, ai))
+            except ValueError as e:
+                raise ValueError(f"env {i}: {e}") from None
+        return np.stack(checked)
+
+    @staticmethod
+    def _with_masks(info: dict, mask: np.ndarray) -> dict:
+        """Vector info convention: every key has a boolean `_key` array marking the envs it covers."""
+        return {**info, **{f"_{k}": mask.copy() for k in info}}
+
+    @property
+    def last_step_seconds(self) -> float:
+        """Wall time of the last batched step's generation (all N frames)."""
+        return self.simulator.last_step_seconds
+
+    def memory_bytes(self) -> int:
+        return self.simulator.memory_bytes()
+
+    def get_state(self) -> VectorEnvState:
+        if self._obs is None:
+            raise RuntimeError("call reset() before get_state()")
+        return VectorEnvState(self.simulator.get_state(), self._obs.copy(), self._episode_steps.copy(),
+                              self._autoreset.copy(), tuple(rng.bit_generator.state for rng in self._rngs))
+
+    def set_state(self, state: VectorEnvState) -> None:
+        if not isinstance(state, VectorEnvState) or state.observations.shape[0] != self.num_envs:
+            raise ValueError(f"set_state takes a VectorEnvState of {self.num_envs} envs from get_state()")
+        self.simulator.set_state(state.simulator)
+        self._obs = state.observations.copy()
+        self._episode_steps = state.episode_steps.copy()
+        self._autoreset = state.autoreset.copy()
+        self._rngs = [seeding.np_random(0)[0] for _ in state.rngs]
+        for rng, s in zip(self._rngs, state.rngs):
+            rng.bit_generator.state = s
+
+    def render(self):
+        if self.render_mode is None or self._obs is None:
+            return None
+        return tuple(self._obs.copy())
+
+    def close_extras(self, **kwargs):
+        self.source.close()

@@ -1,0 +1,114 @@
+"""LSSVWM-v0 vectorised: one batch through one simulator, equal to N single envs; NEXT_STEP autoreset."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from envs.lssvwm_vector import LSSVWMVectorEnv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N = 3
+
+
+@pytest.fixture
+def make_vec(tiny_checkpoint):
+    def make_vec(**kwargs):
+        return gym.make_vec("LSSVWM-v0", num_envs=N, checkpoint=str(tiny_checkpoint), device="cpu", **kwargs)
+    return make_vec
+
+
+@pytest.fixture
+def make(tiny_checkpoint):
+    def make(**kwargs):
+        return gym.make("LSSVWM-v0", checkpoint=str(tiny_checkpoint), device="cpu", **kwargs)
+    return make
+
+
+def test_make_vec_uses_the_batched_vector_entry_point(make_vec):
+    for mode in (None, "vector_entry_point"):  # the default mode when a vector entry point exists
+        envs = make_vec(vectorization_mode=mode)
+        assert isinstance(envs.unwrapped, LSSVWMVectorEnv)
+        assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        assert envs.unwrapped.max_episode_steps == 1000  # passed on by make_vec from the registration
+        assert envs.single_action_space == gym.spaces.Discrete(6)
+        assert envs.observation_space.shape == (N, 16, 16, 3)
+        obs, info = envs.reset(seed=0)
+        assert obs.shape == (N, 16, 16, 3) and obs.dtype == np.uint8
+        obs, reward, terminated, truncated, info = envs.step(np.array([1, 2, 3]))
+        assert reward.shape == terminated.shape == truncated.shape == (N,)
+        np.testing.assert_array_equal(info["frame_index"], [2, 2, 2])
+        assert info["_frame_index"].all()
+        envs.close()
+
+
+def test_vector_env_equals_single_envs(make_vec, make):
+    actions = np.random.default_rng(0).integers(0, 6, (8, N))
+    envs = make_vec()
+    first, _ = envs.reset(seed=10)
+    frames = [first] + [envs.step(a)[0] for a in actions]
+    for i in range(N):
+        env = make()
+        obs, info = env.reset(seed=10 + i)
+        single = [obs] + [env.step(int(a))[0] for a in actions[:, i]]
+        np.testing.assert_array_equal(np.stack(single), np.stack(frames)[:, i])
+
+
+def test_next_step_autoreset_restarts_only_the_envs_that_ended(make_vec, make):
+    envs = make_vec(max_episode_steps=2)
+    envs.reset(seed=0)
+    envs.step(np.array([1, 1, 1]))
+    # restart env 0 alone: its episode now ends one step after the others'
+    obs, info = envs.reset(options={"reset_mask": np.array([True, False, False])})
+    np.testing.assert_array_equal(info["_source_seed"], [True, False, False])
+    _, _, _, truncated, _ = envs.step(np.array([1, 1, 1]))
+    np.testing.assert_array_equal(truncated, [False, True, True])
+    obs, reward, terminated, truncated, info = envs.step(np.array([1, 1, 1]))
+    # envs 1, 2 ended last step: this step ignores their actions and returns their next start
+    np.testing.assert_array_equal(truncated, [True, False, False])
+    np.testing.assert_array_equal(terminated, [False, False, False])
+    np.testing.assert_array_equal(reward[1:], [0.0, 0.0])
+    np.testing.assert_array_equal(info["frame_index"], [3, 1, 1])
+    # each restart is what a single env seeded the same way gives on its next reset()
+    for i in (1, 2):
+        env = make()
+        env.reset(seed=i)
+        np.testing.assert_array_equal(obs[i], env.reset()[0])
+    obs, _, _, truncated, info = envs.step(np.array([2, 2, 2]))
+    np.testing.assert_array_equal(info["frame_index"], [1, 2, 2])  # env 0 restarted now
+    np.testing.assert_array_equal(truncated, [False, False, False])
+
+
+def test_vector_reset_from_user_frames(make_vec):
+    envs = make_vec()
+    frames = np.random.default_rng(0).integers(0, 256, (N, 3, 16, 16, 3), dtype=np.uint8)
+    obs, info = envs.reset(seed=0, options={"frames": frames, "actions": np.ones((N, 2), np.int64)})
+    np.testing.assert_array_equal(obs, frames[:, -1])
+    np.testing.assert_array_equal(info["frame_index"], [3, 3, 3])
+    with pytest.raises(ValueError, match="16, 16, 3"):
+        envs.reset(options={"frames": np.zeros((N, 1, 8, 8, 3), np.uint8)})
+
+
+@pytest.mark.parametrize("actions, message", [
+    (np.array([1, 2]), r"shape \(3,\)"),
+    (np.array([1, 2, 6]), r"env 2: invalid action"),
+    (np.array([1.0, 2.0, 3.0]), r"env 0: invalid action"),
+    (1, r"shape \(3,\)"),
+])
+def test_invalid_vector_actions_are_named(make_vec, actions, message):
+    envs = make_vec()
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        envs.step(actions)
+
+
+def test_vector_snapshot_restore(make_vec):
+    envs = make_vec(max_episode_steps=2)  # the replay crosses an autoreset
+    envs.reset(seed=0)
+    envs.step(np.array([1, 2, 3]))
+    state = envs.unwrapped.get_state()
+    actions = np.array([[1, 1, 1], [4, 5, 0], [2, 2, 2]])
+    first = np.stack([envs.step(a)[0] for a in actions])
+    envs.unwrapped.set_state(state)
+    np.testing.assert_array_equal(np.stack([envs.step(a)[0] for a in actions]), first)
