@@ -94,6 +94,9 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
             state = initial_state.to(f32)
         # Padded steps have dt = 0: decay exp(0) = 1 and no input, so they leave the state as it was
         # and the final state is exact; their outputs are cut off below.
+        # A sequence shorter than a chunk (an inference step: one frame of a small block) gets a
+        # chunk just large enough, not a padded full one: the result is the same, the work l^2.
+        chunk_size = min(chunk_size, 1 << max(0, (l - 1).bit_length()))
         pad = -l % chunk_size
         xdt, a, B, C = (rearrange(_pad_time(t, pad), "b (c q) ... -> b c q ...", q=chunk_size)
                         for t in (xdt, a, B, C))
