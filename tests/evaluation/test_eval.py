@@ -1,0 +1,99 @@
+"""`worldsim eval` on a tiny checkpoint: every task writes JSON + PNGs with provenance, teacher
+forcing feeds the true frames, and the cue reader reads the true frames right."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from PIL import Image
+
+from worldsim.checkpoint import load_model
+from worldsim.cli import main
+from worldsim.data.shards import ShardWriter
+from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
+from worldsim.evaluation.tasks import _generate, final_run, read_cue_colour
+from worldsim.simulator import Simulator
+
+PROVENANCE = {"command", "argv", "config", "checkpoints", "device", "torch", "python", "worldsim", "git_commit", "date"}
+
+
+def run_eval(tmp_path, checkpoint, task, *extra):
+    out = tmp_path / task
+    code = main(["eval", "--checkpoint", str(checkpoint), "--task", task, "--episodes", "2", "--sampling-steps", "1",
+                 "--out", str(out), *extra])
+    assert code == 0
+    result = json.loads((out / f"{task}.json").read_text())
+    for png in (f"{task}_metrics.png", f"{task}_strip.png"):
+        meta = json.loads(Image.open(out / png).text[PNG_KEY])
+        assert meta["checkpoints"] == result["provenance"]["checkpoints"]
+    return result
+
+
+@pytest.mark.parametrize("task", ["retrieval", "next-frame"])
+def test_eval_writes_metrics_per_distance_with_provenance(tmp_path, tiny_checkpoint, task):
+    r = run_eval(tmp_path, tiny_checkpoint, task, "--context", "6", "--generate", "4")
+    m = r["metrics"]
+    assert m["per_distance"]["distance"] == [1, 2, 3, 4] and len(m["per_frame"]["psnr"]) == 2
+    assert 0 < m["mean"]["psnr"] < 100 and -1 <= m["mean"]["ssim"] <= 1
+    assert m["mean"]["lpips"] is None and "offline" in m["lpips_note"]
+    assert all(e["seed"] >= 2**31 for e in r["episodes"])  # held-out maze seeds
+    prov = r["provenance"]
+    assert PROVENANCE <= set(prov)
+    assert prov["checkpoints"]["model"]["sha256"] == checkpoint_sha256(tiny_checkpoint)
+    assert prov["command"].startswith("worldsim eval") and f"--task {task}" in prov["command"]
+    assert prov["config"]["model"]["image_size"] == 16
+
+
+def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):
+    r = run_eval(tmp_path, tiny_checkpoint, "recall", "--context", "10")["recall"]
+    assert r["episodes_scored"] == 2 and r["reader_accuracy_on_truth"] == 1.0
+    assert 0 <= r["accuracy"] <= 1 and r["chance"] == pytest.approx(1 / 3)
+    assert all(e["frames_scored"] > 0 for e in r["per_episode"])
+
+
+def test_cue_reader_ignores_shading_and_muted_colours():
+    candidates = np.array([[230, 25, 25], [25, 210, 25], [40, 80, 255]], dtype=np.uint8)
+    frames = np.full((1, 4, 4, 3), 128, dtype=np.uint8)  # grey: no ball
+    mask = np.ones((1, 4, 4), dtype=bool)
+    assert read_cue_colour(frames, mask, candidates) is None
+    frames[0, :2] = (22, 44, 140)  # a dim, shaded blue ball
+    assert read_cue_colour(frames, mask, candidates) == 2
+    # scored frames: the last sighting only (the agent back at the cue), not earlier glimpses
+    assert final_run(np.array([0, 1, 1, 0, 1, 1, 0], bool)).tolist() == [0, 0, 0, 0, 1, 1, 0]
+
+
+def test_teacher_forcing_keeps_the_true_frames_in_memory(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 7, 16, 16, 3), dtype=torch.uint8, generator=g)
+    actions = torch.randint(0, 6, (2, 7), generator=g)
+    sim = Simulator(model, sampling_steps=1, device="cpu")
+    _generate(sim, frames, actions, 3, [0, 1], teacher_forced=True)
+    forced = sim.cache
+    truth = sim.prefill(frames, actions[:, :-1])  # the memory after all seven true frames
+    for a, b in zip(forced.layers, truth.layers):
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], atol=2e-4, rtol=1e-4)
+    _generate(sim, frames, actions, 3, [0, 1], teacher_forced=False)
+    assert not torch.allclose(sim.cache.layers[0]["ssm"], truth.layers[0]["ssm"], atol=1e-3)
+
+
+def test_next_frame_on_user_shards(tmp_path, tiny_checkpoint):
+    g = np.random.default_rng(0)
+    with ShardWriter(tmp_path / "shards", env_id="user/Env-v0", action_space=spaces.Discrete(6), frame_size=16) as w:
+        for _ in range(2):
+            w.write_episode(g.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8), g.integers(0, 6, 20),
+                            np.zeros(20), np.zeros(20, dtype=bool))
+    r = run_eval(tmp_path, tiny_checkpoint, "next-frame", "--data", str(tmp_path / "shards"), "--context", "5",
+                 "--generate", "3")
+    assert r["data"].endswith("shards") and len(r["episodes"]) == 2
+    assert r["metrics"]["per_distance"]["distance"] == [1, 2, 3]
+
+
+def test_eval_reports_bad_usage_without_a_traceback(tmp_path, tiny_checkpoint, capsys):
+    assert main(["eval", "--checkpoint", str(tmp_path / "nope"), "--task", "retrieval"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--task", "recall", "--data", str(tmp_path)]) == 2
+    assert "next-frame" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""`worldsim eval`: score a checkpoint against ground truth, or compare the paper's architectures.
+
+    worldsim eval --checkpoint C --task retrieval  [--context 400] [--generate M] [--episodes 16]
+    worldsim eval --checkpoint C --task reasoning  [--context 576 --generate 224]
+    worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
+    worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
+    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval]
+
+Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
+can instead run on windows of a user's shards (`--data`, from `worldsim record`). Writes
+OUT/TASK.json (summary, per distance, per episode, per frame; provenance) and PNGs: metrics vs
+frame distance and strips of true vs generated frames. Retrieval's default generates the whole way
+back (context + turn-around); --generate M scores only its first M frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from worldsim.checkpoint import load_model
+from worldsim.evaluation import plots
+from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
+from worldsim.evaluation.provenance import provenance, write_json
+from worldsim.evaluation.tasks import (DEFAULT_LENGTHS, TASKS, evaluate, lengths, make_simulator, maze_episodes,
+                                       maze_size, recall_scores, shard_clips)
+from worldsim.simulator import DTYPES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, choices=TASKS + ("compare",))
+    p.add_argument("--checkpoint", help="checkpoint path or shipped name (default: maze); not for compare")
+    p.add_argument("--context", type=int, help="context frames (recall: frames away from the cue); "
+                   "defaults: " + ", ".join(f"{k} {c}" for k, (c, _) in DEFAULT_LENGTHS.items()))
+    p.add_argument("--generate", type=int, help="frames generated after the context (retrieval: at most "
+                   "this many of the way back; default: all)")
+    p.add_argument("--episodes", type=int, default=16, help="episodes (held-out maze seeds or shard windows)")
+    p.add_argument("--data", help="next-frame: a shard directory of the user's env instead of the maze")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--sampling-steps", type=int, help="sampler steps (default: the checkpoint's)")
+    p.add_argument("--context-noise", type=float, help="noise level of committed frames (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=16, help="episodes generated in parallel")
+    p.add_argument("--weights", default="auto", choices=("auto", "ema", "model"))
+    p.add_argument("--out", help="output directory (default: runs/eval-TASK)")
+    g = p.add_argument_group("compare (--task compare)")
+    g.add_argument("--train-config", help="training preset or JSON file, the same for every model (default: tiny)")
+    g.add_argument("--steps", type=int, help="training steps of every model")
+    g.add_argument("--architectures", help="comma-separated (default: all five)")
+    g.add_argument("--sliding-window", type=int, help="frames of the sliding-attention baseline "
+                   "(default: the paper's 192 per 400 context frames)")
+    g.add_argument("--compare-on", choices=("retrieval", "reasoning"), help="episodes to compare on (default: retrieval)")
+
+
+def run(args) -> int:
+    try:
+        if args.task == "compare":
+            from worldsim.evaluation.compare import run_compare
+
+            return run_compare(args)
+        return run_task(args)
+    except ValueError as e:  # bad checkpoint, shards or arguments: say what, no traceback
+        print(f"worldsim eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run_task(args) -> int:
+    model, config = load_model(args.checkpoint, weights=args.weights)
+    sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    context, generate = lengths(args.task, args.context, args.generate)
+    if args.data:
+        if args.task != "next-frame":
+            raise ValueError("--data (shards) works with --task next-frame; the other tasks need the maze")
+        episodes = shard_clips(args.data, args.episodes, context, generate)
+    else:
+        episodes = maze_episodes(args.task, args.episodes, context, generate, maze_size(config), model.cfg.image_size)
+    print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampling_steps}, "
+          f"device {sim.device}")
+    result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
+                                teacher_forced=args.task == "next-frame", batch_size=args.batch_size)
+    if args.task == "recall":
+        result["recall"] = recall_scores(episodes, rollouts)
+
+    out = Path(args.out or f"runs/eval-{args.task}")
+    sampling = {"steps": sim.sampling_steps, "context_noise": sim.context_noise}
+    prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
+                      config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
+    payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,
+               "generate": generate, **result}
+    files = [write_json(out / f"{args.task}.json", payload, prov),
+             plots.metric_curves({args.task: result["metrics"]}, out / f"{args.task}_metrics.png", prov, args.task),
+             plots.frame_strip(*same_length(rollouts.truth, rollouts.generated), out / f"{args.task}_strip.png", prov,
+                               f"{args.task}: true (above) vs generated, frames after the context")]
+    m = result["metrics"]["mean"]
+    print(f"| task | episodes | PSNR | SSIM | LPIPS | ms/step |\n|---|---|---|---|---|---|\n"
+          f"| {args.task} | {len(episodes)} | {m['psnr']:.2f} | {m['ssim']:.3f} | n/a | "
+          f"{1000 * result['seconds_per_step']:.1f} |")
+    print(f"LPIPS: {LPIPS_UNAVAILABLE}")
+    if args.task == "recall":
+        r = result["recall"]
+        print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over {r['episodes_scored']} "
+              f"episodes (reader on true frames: {r['reader_accuracy_on_truth']})")
+    print("wrote " + ", ".join(map(str, files)))
+    return 0
+
+
+def same_length(truth: list, generated: list):
+    """Episodes cut to the shortest one's length, stacked [E, G, H, W, 3] (for the frame strip)."""
+    G = min(len(t) for t in truth)
+    return np.stack([t[:G] for t in truth]), np.stack([g[:G] for g in generated])

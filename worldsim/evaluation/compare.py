@@ -1,0 +1,156 @@
+"""The paper's Table 2 on the built-in maze: LSSVWM against its baselines, one command.
+
+    worldsim eval --task compare --train-config small --steps 20000 --out runs/compare [--device cuda]
+
+Each architecture (config.ARCHITECTURES) is trained with the same TrainConfig -- steps, batch,
+window schedule, data seed: equal training data and steps -- at a parameter count matched to
+LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (or reasoning)
+episodes with the same sampler. Writes compare.json, compare.md (the table, with the paper's
+numbers beside ours) and compare_metrics.png. Runs resume: a model whose run directory already
+holds a checkpoint at the requested step is not trained again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from worldsim.checkpoint import load_model, resolve
+from worldsim.config import ARCHITECTURES, ModelConfig, variant
+from worldsim.evaluation import plots
+from worldsim.evaluation.flops import training_flops_per_frame
+from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
+from worldsim.evaluation.provenance import provenance, write_json
+from worldsim.evaluation.tasks import evaluate, lengths, make_simulator, maze_episodes
+from worldsim.model import LSSVWM
+from worldsim.train.config import TrainConfig, load_train_config
+from worldsim.train.trainer import Trainer
+
+# Po et al. 2025, Table 2 (Memory Maze; SSIM, LPIPS, PSNR). Retrieval: 400 context + 400 generated;
+# reasoning: 576 + 224. The "sliding attention" row is their causal transformer with a 192-frame window.
+PAPER_TABLE2 = {
+    "retrieval": {"sliding_attention": (0.829, 0.147, 26.4), "mamba2": (0.747, 0.313, 20.4),
+                  "mamba2_local": (0.735, 0.336, 19.3), "lssvwm": (0.898, 0.069, 30.8),
+                  "full_attention": (0.914, 0.057, 32.6)},
+    "reasoning": {"sliding_attention": (0.839, 0.125, 27.1), "mamba2": (0.827, 0.150, 26.4),
+                  "mamba2_local": (0.845, 0.113, 27.5), "lssvwm": (0.855, 0.099, 28.2),
+                  "full_attention": (0.860, 0.089, 28.8)},
+}
+PAPER_SLIDING_WINDOW = (192, 400)  # their window, per frames of retrieval context
+
+
+def count_parameters(cfg: ModelConfig) -> int:
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        return LSSVWM(cfg).num_parameters()
+
+
+def parameter_matched(cfg: ModelConfig, architecture: str, sliding_window: int = 48,
+                      tolerance: float = 0.1) -> ModelConfig:
+    """`architecture`'s variant of cfg with about as many parameters as cfg's LSSVWM.
+
+    The baselines lack a mixer (the SSM or the attention) in every layer, so at equal width and
+    depth they are smaller. Width is searched first (depth kept, as the paper equalises by layers);
+    only when no width comes within `tolerance` is depth searched too. Width steps keep heads and
+    SSM head dims whole.
+    """
+    target = count_parameters(variant(cfg, "lssvwm", sliding_window))
+    if architecture == "lssvwm":
+        return variant(cfg, "lssvwm", sliding_window)
+    step = math.lcm(cfg.attn_heads, cfg.ssm_headdim // math.gcd(cfg.ssm_expand, cfg.ssm_headdim))
+
+    def best(depths):
+        # ssm_blocks=() first: variant() sets each architecture's blocks for the new depth
+        shapes = [(d, w) for d in depths for w in range(step, 2 * cfg.width + 1, step)]
+        configs = [variant(dataclasses.replace(cfg, depth=d, width=w, ssm_blocks=(), attention=True),
+                           architecture, sliding_window) for d, w in shapes]
+        errors = [abs(count_parameters(c) / target - 1) for c in configs]
+        i = min(range(len(configs)), key=lambda j: (errors[j], abs(shapes[j][0] - cfg.depth), abs(shapes[j][1] - cfg.width)))
+        return configs[i], errors[i]
+
+    matched, error = best([cfg.depth])
+    if error > tolerance:
+        matched, error = best(range(1, 2 * cfg.depth + 1))
+    if error > tolerance:
+        raise ValueError(f"no {architecture} config within {tolerance:.0%} of {target} parameters (best {error:.1%})")
+    return matched
+
+
+def train(cfg: TrainConfig, run_dir: Path, steps: int, device: str) -> Path:
+    """Train (or finish training) one model; returns its checkpoint directory."""
+    trainer = Trainer(cfg, run_dir, device=device)
+    if (run_dir / "latest").is_file():
+        trainer.resume(run_dir)
+    if trainer.step < steps:
+        trainer.fit(steps)
+    return resolve(run_dir)
+
+
+def table_markdown(rows: list[dict], task: str) -> str:
+    paper = PAPER_TABLE2[task]
+    lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
+             "LPIPS: n/a (" + LPIPS_UNAVAILABLE + ").", "",
+             "| model | params | train GFLOP/frame | SSIM ↑ | LPIPS ↓ | PSNR ↑ | paper SSIM | paper LPIPS | paper PSNR |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ssim, lpips, psnr = paper[r["architecture"]]
+        lines.append(f"| {r['architecture']} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
+                     f"{r['ssim']:.3f} | n/a | {r['psnr']:.2f} | {ssim:.3f} | {lpips:.3f} | {psnr:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(args) -> int:
+    if not args.steps:
+        raise ValueError("--task compare needs --steps (training steps of every model)")
+    task = args.compare_on or "retrieval"
+    train_cfg = load_train_config(args.train_config or "tiny")
+    context, generate = lengths(task, args.context, args.generate)
+    window = args.sliding_window or max(1, round(context * PAPER_SLIDING_WINDOW[0] / PAPER_SLIDING_WINDOW[1]))
+    architectures = [a.strip() for a in (args.architectures or ",".join(ARCHITECTURES)).split(",") if a.strip()]
+    unknown = set(architectures) - set(ARCHITECTURES)
+    if unknown:
+        raise ValueError(f"unknown architectures {sorted(unknown)}; choose from {ARCHITECTURES}")
+    out = Path(args.out or "runs/compare")
+    out.mkdir(parents=True, exist_ok=True)
+    episodes = maze_episodes(task, args.episodes, context, generate, train_cfg.maze_size,
+                             train_cfg.model.image_size)
+
+    rows, summaries, checkpoints, device = [], {}, {}, None
+    for arch in architectures:
+        cfg = dataclasses.replace(train_cfg, model=parameter_matched(train_cfg.model, arch, window))
+        print(f"compare: {arch}: width {cfg.model.width}, depth {cfg.model.depth}, "
+              f"{count_parameters(cfg.model) / 1e6:.3f}M parameters, {args.steps} steps")
+        start = time.perf_counter()
+        path = train(cfg, out / arch, args.steps, args.device)
+        train_seconds = time.perf_counter() - start
+        model, config = load_model(path, weights=args.weights)
+        sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+        result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
+        device, checkpoints[arch], summaries[arch] = sim.device, path, result["metrics"]
+        mean = result["metrics"]["mean"]
+        rows.append({"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
+                     "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
+                     "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
+                     "train_seconds_this_run": train_seconds, "ssim": mean["ssim"], "lpips": None,
+                     "psnr": mean["psnr"], "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
+                     "seconds_per_step": result["seconds_per_step"], "metrics": result["metrics"]})
+
+    prov = provenance(args, device, checkpoints=checkpoints,
+                      config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
+                              "sliding_window": window, "context": context, "generate": generate})
+    table = table_markdown(rows, task)
+    hashes = ", ".join(f"{k} {v['sha256'][:16]}" for k, v in prov["checkpoints"].items())
+    (out / "compare.md").write_text(f"{table}\nProvenance: `{prov['command']}` on {prov['device']}, "
+                                    f"torch {prov['torch']}, {prov['date']}; checkpoint sha256: {hashes}\n")
+    files = [out / "compare.md",
+             write_json(out / "compare.json", {"task": task, "context": context, "generate": generate,
+                                               "episodes": [int(e.seed) for e in episodes], "steps": args.steps,
+                                               "lpips_note": LPIPS_UNAVAILABLE, "table": rows}, prov),
+             plots.metric_curves(summaries, out / "compare_metrics.png", prov, f"{task}: equal parameters and steps")]
+    print(table)
+    print("wrote " + ", ".join(map(str, files)))
+    return 0

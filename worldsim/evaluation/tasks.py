@@ -1,0 +1,230 @@
+"""Evaluation tasks: episodes with ground truth, the model's continuation of them, and scores.
+
+An episode is anything with `frames` uint8 [T, H, W, 3], `actions` [T] (Gym-aligned: actions[t]
+follows frames[t]), `context_length` and `seed`: the maze's `MazeEpisode` (retrieval, reasoning,
+cue recall on held-out seeds) or a `Clip` cut from a user's shards. The model is given the first
+`context_length` frames and their actions, then generates the rest from the actions alone
+(free-running, as the paper's retrieval and reasoning) or one frame at a time after the true
+frames before it (teacher-forced next-frame prediction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from worldsim.diffusion import to_model_space
+from worldsim.evaluation.metrics import frame_metrics, summarize
+from worldsim.maze.core import OBJECT_COLOURS, default_n_objects
+from worldsim.simulator import Simulator
+from worldsim.sources import MAZE_ID
+
+TASKS = ("retrieval", "reasoning", "recall", "next-frame")
+# (context, generate) per task: the paper's settings where it has them. Retrieval generates the
+# whole way back by default; recall's context is the time spent away from the cue.
+DEFAULT_LENGTHS = {"retrieval": (400, None), "reasoning": (576, 224), "recall": (500, None), "next-frame": (400, 100)}
+
+
+def lengths(task: str, context: int | None, generate: int | None) -> tuple[int, int | None]:
+    """(context, generate) of a task, the defaults where None."""
+    return context or DEFAULT_LENGTHS[task][0], generate or DEFAULT_LENGTHS[task][1]
+
+
+@dataclass
+class Clip:
+    """A window of a recorded trajectory used as an episode (next-frame on a user's data)."""
+    frames: torch.Tensor
+    actions: torch.Tensor
+    context_length: int
+    seed: int
+
+
+@dataclass
+class Rollouts:
+    generated: list[np.ndarray]  # per episode uint8 [G_e, H, W, 3]: frames context_length.. onward
+    truth: list[np.ndarray]  # the true frames they are compared with
+    seconds_per_step: float  # mean Simulator.step time: one frame for each episode of a batch
+
+
+def maze_episodes(task: str, count: int, context: int, generate: int | None, maze_size: int, image_size: int):
+    """`count` held-out maze episodes (seeds eval_seed(0..count-1)) for a task. For recall,
+    `context` is how long the agent stays away from the cue; next-frame uses reasoning episodes."""
+    from worldsim.maze import episodes as ep  # the maze renderer loads only for maze tasks
+
+    size = dict(maze_size=maze_size, image_size=image_size)
+    if task == "retrieval":
+        return [ep.retrieval_episode(i, context, **size) for i in range(count)]
+    if task in ("reasoning", "next-frame"):
+        return [ep.reasoning_episode(i, context, generate, **size) for i in range(count)]
+    if task == "recall":
+        return [ep.cue_recall_episode(i, context, **size) for i in range(count)]
+    raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+
+
+def maze_size(config: dict) -> int:
+    """The maze a checkpoint was trained on (its source env), for episodes of the same kind."""
+    source = config.get("source") or {}
+    if source.get("env_id") not in (None, MAZE_ID):
+        raise ValueError(f"this checkpoint simulates {source['env_id']!r}, not the built-in maze: maze tasks do "
+                         "not apply; use --task next-frame --data DIR with shards of that env")
+    return int(source.get("env_kwargs", {}).get("maze_size", 9))
+
+
+def shard_clips(directory: str, count: int, context: int, generate: int) -> list[Clip]:
+    """`count` windows of context + generate steps spread evenly over a shard directory."""
+    from worldsim.data.shards import ShardWindowDataset
+
+    ds = ShardWindowDataset(directory, context + generate)
+    space = ds.episodes[0][0].action_space  # checked alike for every shard
+    start = int(space.get("start", 0)) if space["type"] == "Discrete" else 0  # models index actions from 0
+    picks = np.unique(np.linspace(0, len(ds) - 1, count).round().astype(int))
+    return [Clip(ds[int(i)]["frames"], ds[int(i)]["actions"] - start, context, int(i)) for i in picks]
+
+
+def make_simulator(model, config: dict, sampling_steps: int | None, context_noise: float | None, device,
+                   dtype) -> Simulator:
+    """A simulator with the given sampler settings, where None takes the checkpoint's."""
+    sampling = config.get("sampling", {})
+    return Simulator(model, sampling_steps or sampling.get("steps", 4),
+                     sampling.get("context_noise", 0.02) if context_noise is None else context_noise,
+                     device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
+            batch_size: int = 16) -> Rollouts:
+    """The model's frames after each episode's context (at most `generate` of them).
+
+    Episodes of equal context and length run as one batch (the simulator's leading dimension);
+    each element draws its noise from a generator seeded with its episode's seed.
+    """
+    spans = [(e.context_length, len(e.frames) if generate is None else min(len(e.frames), e.context_length + generate))
+             for e in episodes]
+    if any(end <= c for c, end in spans):
+        raise ValueError("every episode needs frames after its context")
+    generated: list[np.ndarray | None] = [None] * len(episodes)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, span in enumerate(spans):
+        groups.setdefault(span, []).append(i)
+    step_seconds = []
+    for (context, end), members in groups.items():
+        for b in range(0, len(members), batch_size):
+            idx = members[b:b + batch_size]
+            frames = torch.stack([episodes[i].frames[:end] for i in idx])
+            actions = torch.stack([torch.as_tensor(episodes[i].actions[:end]) for i in idx])
+            out = _generate(sim, frames, actions, context, [int(episodes[i].seed) for i in idx], teacher_forced,
+                            step_seconds)
+            for j, i in enumerate(idx):
+                generated[i] = out[j]
+    truth = [e.frames[c:end].numpy() for e, (c, end) in zip(episodes, spans)]
+    return Rollouts(generated, truth, float(np.mean(step_seconds)))
+
+
+def _generate(sim: Simulator, frames: torch.Tensor, actions: torch.Tensor, context: int, seeds: list[int],
+              teacher_forced: bool, step_seconds: list[float] | None = None) -> np.ndarray:
+    """Frames context..T-1 of a batch: uint8 [B, T - context, H, W, 3]. Appends each step's time
+    to `step_seconds`."""
+    sim.reset(frames[:, :context], actions[:, :context - 1], seeds=seeds)
+    out = []
+    for t in range(context, frames.shape[1]):
+        memory = sim.cache.snapshot() if teacher_forced else None
+        out.append(sim.step(actions[:, t - 1])[0].numpy())
+        if step_seconds is not None:
+            step_seconds.append(sim.last_step_seconds)
+        if teacher_forced:
+            sim.cache = _commit(sim, memory, frames[:, t:t + 1], actions[:, t - 1:t])
+    return np.stack(out, 1)
+
+
+def _commit(sim: Simulator, memory, frames: torch.Tensor, actions: torch.Tensor):
+    """Teacher forcing: `memory` after the true frames uint8 [B, 1, H, W, 3] that `actions` [B, 1]
+    produced, committed clean (noise level 0) as prefill commits context, in the simulator's
+    precision (float32 inputs, autocast to its dtype)."""
+    x = to_model_space(frames.to(sim.device))
+    act = actions.to(sim.device)
+    act = act.float() if act.is_floating_point() else act
+    level = torch.zeros(x.shape[:2], device=sim.device)
+    with torch.autocast(sim.device.type, dtype=sim.dtype, enabled=sim.dtype != torch.float32):
+        return sim.model(x, level, act, cache=memory, update_cache=True).cache
+
+
+def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
+             batch_size: int = 16) -> tuple[dict, Rollouts]:
+    """Roll the model out on the episodes and score every generated frame (see metrics.summarize)."""
+    r = rollout(sim, episodes, generate, teacher_forced, batch_size)
+    per_frame = [frame_metrics(g, t) for g, t in zip(r.generated, r.truth)]
+    result = {
+        "episodes": [{"seed": int(e.seed), "context_length": int(e.context_length), "generated": len(g)}
+                     for e, g in zip(episodes, r.generated)],
+        "seconds_per_step": r.seconds_per_step,
+        "metrics": summarize({k: [m[k] for m in per_frame] for k in per_frame[0]}),
+    }
+    return result, r
+
+
+# --- cue recall: which colour did the model paint where the cue ball should reappear? -----------
+
+# Ball colours are saturated (max-min >= 0.83 max); walls, floors and ceiling are muted (<= 0.55),
+# so a pixel counts as showing a ball only above this saturation.
+BALL_SATURATION = 0.7
+
+
+def read_cue_colour(frames: np.ndarray, masks: np.ndarray, candidates: np.ndarray) -> int | None:
+    """The candidate colour most pixels inside `masks` show, or None if no pixel there looks like a ball.
+
+    frames uint8 [G, H, W, 3]; masks bool [G, H, W]; candidates uint8 [K, 3]. Each saturated
+    pixel votes for the candidate of the nearest hue (cosine of RGB vectors, so the ball's
+    shading does not matter)."""
+    px = frames[masks].astype(np.float64)  # [P, 3]
+    if len(px) == 0:
+        return None
+    bright = px.max(1)
+    px = px[(bright > 0) & ((bright - px.min(1)) >= BALL_SATURATION * bright)]
+    if len(px) == 0:
+        return None
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    votes = np.bincount((unit(px) @ unit(candidates.astype(np.float64)).T).argmax(1), minlength=len(candidates))
+    return int(votes.argmax())
+
+
+def final_run(visible: np.ndarray) -> np.ndarray:
+    """bool [G] -> bool [G]: only the last contiguous run of True (the agent back at the cue)."""
+    out = np.zeros_like(visible)
+    seen = np.flatnonzero(visible)
+    if len(seen):
+        gaps = np.flatnonzero(~visible[:seen[-1]])
+        out[(gaps[-1] + 1 if len(gaps) else 0):seen[-1] + 1] = True
+    return out
+
+
+def recall_scores(episodes, rollouts: Rollouts) -> dict:
+    """Accuracy of the cue colour read off the generated frames, against chance.
+
+    Scored on the final run of frames in which the true maze shows the cue (the agent back and
+    looking at it), within the pixels the true frames show it in (minus the target-colour border).
+    The same reader applied to the true frames checks the reader itself (should be 1.0)."""
+    rows = []
+    for e, gen, truth in zip(episodes, rollouts.generated, rollouts.truth):
+        mask = e.cue_mask[e.context_length:e.context_length + len(gen)].numpy().copy()
+        w = max(1, mask.shape[-1] // 32)  # the maze draws its target border this wide (core.render)
+        mask[:, :w], mask[:, -w:], mask[:, :, :w], mask[:, :, -w:] = False, False, False, False
+        frames_scored = final_run(mask.any((1, 2)))
+        candidates = np.asarray(OBJECT_COLOURS[:default_n_objects(e.maze_size)], dtype=np.uint8)
+        ctx_seen = np.flatnonzero(e.cue_mask[:e.context_length].any((1, 2)).numpy())
+        sel = mask & frames_scored[:, None, None]
+        rows.append({
+            "seed": int(e.seed), "cue_object": int(e.cue_object), "cue_colour": list(e.cue_colour),
+            "predicted": read_cue_colour(gen, sel, candidates),
+            "read_from_truth": read_cue_colour(truth, sel, candidates),
+            "frames_scored": int(frames_scored.sum()),
+            # frames between the cue's last sighting in the context and the end of the context
+            "cue_gap": int(e.context_length - 1 - ctx_seen[-1]) if len(ctx_seen) else None,
+            "chance": 1.0 / len(candidates),
+        })
+    scored = [r for r in rows if r["frames_scored"]]
+    accuracy = lambda key: float(np.mean([r[key] == r["cue_object"] for r in scored])) if scored else None  # noqa: E731
+    return {"accuracy": accuracy("predicted"), "chance": float(np.mean([r["chance"] for r in rows])),
+            "reader_accuracy_on_truth": accuracy("read_from_truth"), "episodes_scored": len(scored),
+            "per_episode": rows}
