@@ -12,9 +12,9 @@ from worldsim.config import ModelConfig
 class FixedSource:
     """Windows cut from a few fixed synthetic trajectories: a bright square moved by the actions."""
 
-    def __init__(self, batch_size=4, episodes=4, length=24, size=16, seed=0):
+    def __init__(self, episodes=4, length=24, size=16, seed=0):
         g = torch.Generator().manual_seed(seed)
-        self.batch_size, self.size = batch_size, size
+        self.size = size
         self.actions = torch.randint(0, 6, (episodes, length), generator=g)
         pos = torch.randint(2, size - 6, (episodes, 2), generator=g)
         moves = torch.tensor([[0, 0], [0, 1], [1, 0], [-1, 0], [1, 1], [-1, 1]])

@@ -77,6 +77,7 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, param_groups: list
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "auto", compile: bool = False,
                  source=None, show_progress: bool = True):
+        self.show_progress = show_progress
         self.cfg, self.out = cfg, Path(out_dir)
         self.rank, self.world, self.device = setup_distributed(device)
         self.is_main = self.rank == 0
@@ -179,7 +180,8 @@ class Trainer:
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         self.out.mkdir(parents=True, exist_ok=True)
         log = open(self.out / "metrics.jsonl", "a") if self.is_main else None
-        bar = tqdm(total=steps, initial=self.step, disable=not self.is_main, desc="train", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=self.step, disable=not (self.is_main and self.show_progress), desc="train",
+                   dynamic_ncols=True)
         last = None
         try:
             while self.step < steps and not self.stop_requested:
