@@ -90,11 +90,24 @@ class Simulator:
             if actions.shape[:2] != (B, T - 1):
                 raise ValueError(f"context actions must have shape [{B}, {T - 1}], got {tuple(actions.shape)}")
             actions = torch.cat([actions, pad], 1)  # the last action follows the context: unused
+        return self._commit(frames, prev_actions(actions), cache=None)
+
+    def _commit(self, frames: Tensor, produced: Tensor, cache: InferenceCache | None) -> InferenceCache:
+        """Memory after real frames uint8 [B, T, H, W, 3], produced by `produced` [B, T], committed
+        clean (noise level 0) after `cache`."""
         x = to_model_space(frames.to(self.device))
-        produced = prev_actions(actions.to(self.device))
-        levels = torch.zeros(B, T, device=self.device)
+        levels = torch.zeros(frames.shape[:2], device=self.device)
         with self._autocast():
-            return self.model(x, levels, produced, update_cache=True).cache
+            return self.model(x, levels, produced.to(self.device), cache=cache, update_cache=True).cache
+
+    @torch.no_grad()
+    def observe(self, frames: Tensor, actions: Tensor) -> None:
+        """Teacher forcing: append true frames uint8 [B, T, H, W, 3], which `actions` [B, T] produced,
+        to the memory, committed clean as context is."""
+        frames = torch.as_tensor(frames)
+        self.check_frames(frames)
+        self.cache = self._commit(frames, torch.as_tensor(actions), self.cache)
+        self.frames = frames[:, -1].clone()
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)

@@ -286,7 +286,8 @@ class ShardWindowDataset(Dataset):
 
     Item: dict with the fields of TrajectoryBatch for one window: frames uint8 [T, H, W, 3],
     actions int64 [T] or float32 [T, A], rewards float32 [T], terminated bool [T], first bool []
-    (the window starts at step 0 of its episode). Batch with `worldsim.data.batch.collate_windows`.
+    (the window starts at step 0 of its episode). Discrete actions are indexed from 0 (the space's
+    `start` subtracted), as models take them; the files keep the env's own action values. Batch with `worldsim.data.batch.collate_windows`.
     Attributes: `episodes` (the episodes used, each its list of ShardInfo chunks in order) and
     `frame_size`.
     """
@@ -324,4 +325,7 @@ class ShardWindowDataset(Dataset):
         sample = {name: torch.cat(p) for name, p in parts.items()}
         sample["terminated"] = sample["terminated"].bool()
         sample["first"] = torch.tensor(start == 0)
+        space = self.episodes[e][0].action_space
+        if space["type"] == "Discrete":
+            sample["actions"] = sample["actions"] - int(space.get("start", 0))
         return sample

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldsim.diffusion import to_model_space
 from worldsim.evaluation.metrics import frame_metrics, summarize
 from worldsim.maze.core import OBJECT_COLOURS, default_n_objects
 from worldsim.simulator import Simulator
@@ -77,10 +76,8 @@ def shard_clips(directory: str, count: int, context: int, generate: int) -> list
     from worldsim.data.shards import ShardWindowDataset
 
     ds = ShardWindowDataset(directory, context + generate)
-    space = ds.episodes[0][0].action_space  # checked alike for every shard
-    start = int(space.get("start", 0)) if space["type"] == "Discrete" else 0  # models index actions from 0
     picks = np.unique(np.linspace(0, len(ds) - 1, count).round().astype(int))
-    return [Clip(ds[int(i)]["frames"], ds[int(i)]["actions"] - start, context, int(i)) for i in picks]
+    return [Clip(ds[int(i)]["frames"], ds[int(i)]["actions"], context, int(i)) for i in picks]
 
 
 def make_simulator(model, config: dict, sampling_steps: int | None, context_noise: float | None, device,
@@ -134,20 +131,9 @@ def _generate(sim: Simulator, frames: torch.Tensor, actions: torch.Tensor, conte
         if step_seconds is not None:
             step_seconds.append(sim.last_step_seconds)
         if teacher_forced:
-            sim.cache = _commit(sim, memory, frames[:, t:t + 1], actions[:, t - 1:t])
+            sim.cache = memory  # forget the generated frame, remember the true one
+            sim.observe(frames[:, t:t + 1], actions[:, t - 1:t])
     return np.stack(out, 1)
-
-
-def _commit(sim: Simulator, memory, frames: torch.Tensor, actions: torch.Tensor):
-    """Teacher forcing: `memory` after the true frames uint8 [B, 1, H, W, 3] that `actions` [B, 1]
-    produced, committed clean (noise level 0) as prefill commits context, in the simulator's
-    precision (float32 inputs, autocast to its dtype)."""
-    x = to_model_space(frames.to(sim.device))
-    act = actions.to(sim.device)
-    act = act.float() if act.is_floating_point() else act
-    level = torch.zeros(x.shape[:2], device=sim.device)
-    with torch.autocast(sim.device.type, dtype=sim.dtype, enabled=sim.dtype != torch.float32):
-        return sim.model(x, level, act, cache=memory, update_cache=True).cache
 
 
 def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,

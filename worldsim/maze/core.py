@@ -410,7 +410,7 @@ class MazeWorld:
     def render(self) -> torch.Tensor:
         """The first-person view of every maze with the target-colour border: uint8 [B, H, W, 3]."""
         material, shade = self._compose()
-        B, H, w = self.batch_size, self.image_size, max(1, self.image_size // 32)
+        B, w = self.batch_size, max(1, self.image_size // 32)
         target = (self._ball_material + self.target).view(B, 1, 1)
         for part in (material[:, :w], material[:, -w:], material[:, :, :w], material[:, :, -w:]):
             part.copy_(target.expand_as(part))

@@ -77,10 +77,7 @@ class ShardSource:
     def next(self, window: int, batch: int) -> TrajectoryBatch:
         ds = self.dataset(window)
         idx = torch.randint(len(ds), (batch,), generator=self.generator).tolist()
-        batch = collate_windows([ds[i] for i in idx])
-        if self.info.action_space["type"] == "Discrete":  # the model indexes actions from 0
-            batch.actions = batch.actions - int(self.info.action_space.get("start", 0))
-        return batch
+        return collate_windows([ds[i] for i in idx])
 
     def describe(self) -> dict:
         return {"env_id": self.info.env_id, "env_kwargs": {}, "action_space": self.info.action_space,
