@@ -41,6 +41,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.batched import Episodes, check_reset_mask, split_seeds
 from envs.lssvwm import check_context, draw_seeds, make_simulator
 from worldsim.simulator import SimulatorState
 from worldsim.sources import SourceEnv, action_space, check_action
@@ -80,21 +81,13 @@ class LSSVWMVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs: list[np.random.Generator] | None = None
         self._obs: np.ndarray | None = None
-        self._episode_steps = np.zeros(num_envs, dtype=np.int64)
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+        self.episodes = Episodes(num_envs, max_episode_steps)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         """seed: an int s (env i gets s + i, as SyncVectorEnv), a list of N seeds (None entries
         keep that env's generator), or None. options: "frames" / "actions" (all envs start from
         given context), or "reset_mask" (bool [N]: reset only those envs, from the source env)."""
-        if seed is None:
-            seeds = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
+        seeds = split_seeds(seed, self.num_envs)
         options = dict(options or {})
         unknown = set(options) - {"frames", "actions", "reset_mask"}
         if unknown:
@@ -116,17 +109,13 @@ class LSSVWMVectorEnv(VectorEnv):
                                             self.single_observation_space.shape[0], self.single_action_space,
                                             batch=self.num_envs)
         self._obs = self.simulator.reset(frames, actions, [n for _, n in drawn]).numpy().copy()
-        self._episode_steps[:] = 0
-        self._autoreset[:] = False
+        self.episodes.start(slice(None))
         source_seeds = np.array([-1 if s is None else s for s, _ in drawn], dtype=np.int64)
         info = {"frame_index": self.simulator.frame_index.cpu().numpy(), "source_seed": source_seeds}
         return self._obs.copy(), self._with_masks(info, np.ones(self.num_envs, np.bool_))
 
     def _reset_some(self, options: dict, seeds: list):
-        mask = np.asarray(options["reset_mask"])
-        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,) or not mask.any():
-            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
-                             f"least one True, got {mask.dtype} {mask.shape}")
+        mask = check_reset_mask(options["reset_mask"], self.num_envs)
         if "frames" in options:
             raise ValueError("options['reset_mask'] restarts envs from the source env: it cannot take 'frames'")
         if self._obs is None:
@@ -147,8 +136,7 @@ class LSSVWMVectorEnv(VectorEnv):
         starts = np.stack([self.source.reset(s) for s, _ in drawn])
         self.simulator.reset_indices(index.tolist(), torch.from_numpy(starts)[:, None], None, [n for _, n in drawn])
         self._obs[index] = starts
-        self._episode_steps[index] = 0
-        self._autoreset[index] = False
+        self.episodes.start(index)
         return [s for s, _ in drawn]
 
     def step(self, actions):
@@ -158,18 +146,8 @@ class LSSVWMVectorEnv(VectorEnv):
         frames, reward, terminated = self.simulator.step(torch.from_numpy(actions))
         self._obs = frames.numpy().copy()
         reward, terminated = reward.numpy().astype(np.float64), terminated.numpy().copy()
-        self._episode_steps += 1
-        truncated = (np.zeros(self.num_envs, np.bool_) if self.max_episode_steps is None
-                     else self._episode_steps >= self.max_episode_steps)
-        # NEXT_STEP autoreset: the envs that ended last step start their next episode now; the
-        # frame just generated for them (from an ignored action) is replaced by the new start.
-        restart = np.flatnonzero(self._autoreset)
-        if restart.size:
-            self._restart(restart, [None] * restart.size)
-            reward[restart] = 0.0
-            terminated[restart] = False
-            truncated[restart] = False
-        self._autoreset = terminated | truncated
+        truncated = self.episodes.finish_step(reward, terminated,
+                                              lambda index: self._restart(index, [None] * index.size))
         info = {"frame_index": self.simulator.frame_index.cpu().numpy()}
         return self._obs.copy(), reward, terminated, truncated, self._with_masks(info, np.ones(self.num_envs, np.bool_))
 
@@ -203,16 +181,16 @@ class LSSVWMVectorEnv(VectorEnv):
     def get_state(self) -> VectorEnvState:
         if self._obs is None:
             raise RuntimeError("call reset() before get_state()")
-        return VectorEnvState(self.simulator.get_state(), self._obs.copy(), self._episode_steps.copy(),
-                              self._autoreset.copy(), tuple(rng.bit_generator.state for rng in self._rngs))
+        return VectorEnvState(self.simulator.get_state(), self._obs.copy(), self.episodes.steps.copy(),
+                              self.episodes.ended.copy(), tuple(rng.bit_generator.state for rng in self._rngs))
 
     def set_state(self, state: VectorEnvState) -> None:
         if not isinstance(state, VectorEnvState) or state.observations.shape[0] != self.num_envs:
             raise ValueError(f"set_state takes a VectorEnvState of {self.num_envs} envs from get_state()")
         self.simulator.set_state(state.simulator)
         self._obs = state.observations.copy()
-        self._episode_steps = state.episode_steps.copy()
-        self._autoreset = state.autoreset.copy()
+        self.episodes.steps = state.episode_steps.copy()
+        self.episodes.ended = state.autoreset.copy()
         self._rngs = [seeding.np_random(0)[0] for _ in state.rngs]
         for rng, s in zip(self._rngs, state.rngs):
             rng.bit_generator.state = s

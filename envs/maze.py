@@ -38,6 +38,9 @@ and target. The same seed gives the same frames. `options` is not used.
 ## Arguments
 `gym.make("worldsim/Maze-v0", render_mode=None | "rgb_array" | "human", maze_size=9, image_size=64)`
 after `import worldsim`. maze_size: odd, 9 to 15 like Memory Maze (5 and up work).
+
+Vectorised: `gym.make_vec("worldsim/Maze-v0", num_envs=N, device="cpu" | "cuda")` steps all N
+mazes as one batch (envs/maze_vector.py).
 """
 
 import gymnasium as gym

@@ -17,6 +17,15 @@ from worldsim.checkpoint import load_config, load_tensors, resolve, save_tensors
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
+def prior_stages(init_from: str) -> list[dict]:
+    """The training stages behind the checkpoint a run started from (`init_from`), oldest first;
+    export before the init checkpoint is replaced, or the lineage is lost."""
+    if not init_from:
+        return []
+    trained = load_config(resolve(init_from)).get("trained", {})
+    return trained.get("stages") or [{"steps": trained.get("steps", 0)}]
+
+
 def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
     src = resolve(run_dir)
     config = load_config(src)
@@ -26,7 +35,11 @@ def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_tensors(weights, tmp, "model")
-    config["trained"] = {"steps": state["step"], "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}
+    stage = {"steps": state["step"], "window_schedule": config["train"]["window_schedule"],
+             "init_from": config["train"].get("init_from", "")}
+    config["trained"] = {"steps": state["step"], "stages": prior_stages(stage["init_from"]) + [stage],
+                         "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}
+    config["trained"]["steps"] = sum(s["steps"] for s in config["trained"]["stages"])
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

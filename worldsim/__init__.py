@@ -16,4 +16,5 @@ if "LSSVWM-v0" not in registry:
         max_episode_steps=1000,
     )
 if "worldsim/Maze-v0" not in registry:
-    register(id="worldsim/Maze-v0", entry_point="envs.maze:MazeEnv", max_episode_steps=1000)
+    register(id="worldsim/Maze-v0", entry_point="envs.maze:MazeEnv",
+             vector_entry_point="envs.maze_vector:MazeVectorEnv", max_episode_steps=1000)

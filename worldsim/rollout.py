@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import imageio.v2 as imageio
 import numpy as np
 from gymnasium import spaces
 from tqdm import tqdm
 
 from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy
 from worldsim.sources import MAZE_ID, SourceEnv, check_action
+from worldsim.video import mp4_writer
 
 MIN_VIDEO_PIXELS = 256  # default upscaling target for small frames
 GAP = 2  # pixels between the model and the twin (before upscaling)
@@ -100,9 +100,8 @@ def _rollout(env, steps, policy_name, out, twin, seed, fps, scale, progress) -> 
     else:  # random: a new action every step; explore elsewhere: actions held for a few steps
         policy = PersistentRandomPolicy(env.action_space, 1, seed, mean_hold=1.0 if policy_name == "random" else 4.0)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     episodes, step_seconds, start = 1, 0.0, time.perf_counter()
-    with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=2, ffmpeg_log_level="error") as writer:
+    with mp4_writer(out, fps) as writer:
         for t in tqdm(range(steps), desc="rollout", unit="frame", disable=not progress):
             action = single_action(policy.act(), env.action_space)
             obs, _, terminated, truncated, info = env.step(action)

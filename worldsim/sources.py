@@ -16,9 +16,8 @@ import os
 
 import gymnasium as gym
 import numpy as np
-import torch
-import torch.nn.functional as F
 from gymnasium import spaces
+from PIL import Image
 
 from worldsim.checkpoint import CheckpointError
 
@@ -79,14 +78,42 @@ def check_action(space: spaces.Space, action) -> np.ndarray:
     return a
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [..., H, W, 3] -> uint8 [..., size, size, 3] (area-averaged when shrinking)."""
-    if frames.shape[-3:-1] == (size, size):
-        return frames
-    x = torch.from_numpy(np.ascontiguousarray(frames)).reshape(-1, *frames.shape[-3:]).movedim(-1, 1).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    out = x.round().clamp(0, 255).to(torch.uint8).movedim(1, -1).numpy()
-    return out.reshape(*frames.shape[:-3], size, size, frames.shape[-1])
+def make_env(env_id: str, **kwargs) -> gym.Env:
+    """gym.make with render_mode="rgb_array" (frames of envs whose observations are not images),
+    or without a render mode for envs that take none."""
+    try:
+        return gym.make(env_id, render_mode="rgb_array", **kwargs)
+    except TypeError:  # the env's constructor has no render_mode argument
+        return gym.make(env_id, **kwargs)
+
+
+def is_image_space(space) -> bool:
+    shape = getattr(space, "shape", None) or ()
+    return (isinstance(space, spaces.Box) and space.dtype == np.uint8 and
+            (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))))
+
+
+def to_frame(image, size: int) -> np.ndarray:
+    """An RGB(A)/grey uint8 image as uint8 [size, size, 3]: PIL bilinear with antialiasing,
+    stretched, not cropped -- the one resize of recorded training frames and of starting frames."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected a uint8 image [H, W], [H, W, 1|3|4], got {image.dtype} {image.shape}")
+    if image.ndim == 2:
+        image = image[..., None]
+    image = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
+    if image.shape[:2] != (size, size):
+        image = np.array(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))  # writable
+    return np.ascontiguousarray(image)
+
+
+def env_frame(env: gym.Env, observation, size: int) -> np.ndarray:
+    """The frame of an env's step: its observation when that is an image, else env.render()."""
+    if is_image_space(env.observation_space):
+        return to_frame(observation, size)
+    if env.render_mode != "rgb_array":
+        raise ValueError(f"{env.spec.id if env.spec else env} has neither image observations nor an rgb_array render mode")
+    return to_frame(env.render(), size)
 
 
 class SourceEnv:
@@ -108,19 +135,15 @@ class SourceEnv:
                 raise ValueError("the checkpoint names no source env (config.json source.env_id): pass the "
                                  "starting frames with reset(options={'frames': uint8 [T, H, W, 3]})")
             try:  # unwrapped: as a twin it runs as long as the model does (no TimeLimit)
-                self._env = gym.make(self.env_id, **self.source.get("env_kwargs", {})).unwrapped
+                self._env = make_env(self.env_id, **self.source.get("env_kwargs", {})).unwrapped
             except (gym.error.Error, ImportError) as e:
                 raise ValueError(f"cannot make the checkpoint's source env {self.env_id!r} ({e}); pass the "
                                  "starting frames with reset(options={'frames': ...}) instead") from None
         return self._env
 
     def observation(self, obs) -> np.ndarray:
-        """A source observation as a model-sized frame uint8 [S, S, 3]."""
-        obs = np.asarray(obs)
-        if obs.dtype != np.uint8 or obs.ndim != 3 or obs.shape[-1] != 3:
-            raise ValueError(f"source env {self.env_id!r} observations are {obs.dtype} {obs.shape}, "
-                             "not RGB frames uint8 [H, W, 3]")
-        return resize_frames(obs, self.image_size)
+        """A source step's frame, model-sized uint8 [S, S, 3], made as `worldsim record` made the training frames."""
+        return env_frame(self.env, obs, self.image_size)
 
     def reset(self, seed: int) -> np.ndarray:
         """The first frame of the source env's episode with this seed, model-sized."""

@@ -27,11 +27,11 @@ from datetime import datetime
 from pathlib import Path
 
 import gymnasium as gym
-import imageio.v2 as imageio
 import numpy as np
 
 from worldsim.rollout import GAP, upscale, video_frame
 from worldsim.sources import SourceEnv
+from worldsim.video import mp4_writer
 
 COMMANDS = ("pause", "reset", "record", "fewer_steps", "more_steps", "quit")
 HUD_LINES = 3
@@ -110,10 +110,8 @@ class Game:
             raise ValueError(f"unknown command {name!r}; one of {COMMANDS}")
 
     def start_recording(self) -> None:
-        self.record_dir.mkdir(parents=True, exist_ok=True)
         self.recording_path = self.record_dir / f"worldsim-{datetime.now():%Y%m%d-%H%M%S}.mp4"
-        self.writer = imageio.get_writer(self.recording_path, fps=self.sim_env.metadata["render_fps"],
-                                         codec="libx264", macro_block_size=2, ffmpeg_log_level="error")
+        self.writer = mp4_writer(self.recording_path, self.sim_env.metadata["render_fps"])
 
     def stop_recording(self) -> None:
         if self.writer is not None:

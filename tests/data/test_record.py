@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from worldsim.cli import main
-from worldsim.data.record import to_frame
+from worldsim.sources import to_frame
 from worldsim.data.shards import ShardWindowDataset, read_shard, scan_directory
 
 

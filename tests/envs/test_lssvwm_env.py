@@ -12,7 +12,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from worldsim.checkpoint import CheckpointError
-from worldsim.sources import resize_frames
+from worldsim.sources import SourceEnv, env_frame, to_frame
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -253,12 +253,18 @@ def test_action_space_must_match_the_model(tiny_checkpoint, tmp_path):
         gym.make("LSSVWM-v0", checkpoint=str(bad), device="cpu")
 
 
-def test_resize_frames_keeps_uint8_and_size():
-    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    small = resize_frames(frames, 16)
-    assert small.shape == (2, 16, 16, 3) and small.dtype == np.uint8
-    flat = np.full((64, 64, 3), 77, np.uint8)
-    np.testing.assert_array_equal(resize_frames(flat, 16), np.full((16, 16, 3), 77, np.uint8))
+def test_source_env_of_a_non_pixel_env_starts_from_its_rendered_frame():
+    """A model of CartPole (recorded from render(), its observations are 4 floats) starts its
+    episodes from the frame `worldsim record` would have recorded for that seed."""
+    source = SourceEnv({"env_id": "CartPole-v1"}, 16)
+    first = source.reset(seed=3)
+    real = gym.make("CartPole-v1", render_mode="rgb_array")
+    real.reset(seed=3)
+    np.testing.assert_array_equal(first, to_frame(real.render(), 16))
+    frame, _, _, _ = source.step(1)
+    assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
+    with pytest.raises(ValueError, match="neither image observations nor an rgb_array render mode"):
+        env_frame(gym.make("CartPole-v1"), np.zeros(4, np.float32), 16)
 
 
 def test_action_space_accepts_the_trainers_spelling(tiny_checkpoint, tmp_path):

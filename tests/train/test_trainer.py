@@ -58,6 +58,22 @@ def test_checkpoint_is_safetensors_and_json_and_resumes_exactly(tmp_path, fixed_
     assert json.loads((resolve(tmp_path) / "trainer_state.json").read_text())["step"] == 9
 
 
+def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path, fixed_source):
+    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
+    first.fit(4)
+    second = Trainer(tiny_cfg(seed=1), tmp_path / "b", device="cpu", source=fixed_source, show_progress=False)
+    assert not torch.equal(second.model.patch_in.weight, first.ema.patch_in.weight)
+    second.init_from(tmp_path / "a")
+    assert second.step == 0
+    for (name, a), b in zip(first.ema.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert all(torch.equal(a, b) for a, b in zip(second.ema.parameters(), second.model.parameters()))
+    other = Trainer(tiny_cfg(model=dataclasses.replace(preset("tiny"), width=24)), tmp_path / "c", device="cpu",
+                    source=fixed_source)
+    with pytest.raises(ValueError, match="model config differs"):
+        other.init_from(tmp_path / "a")
+
+
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
     class KillAtStep4:
         def __getattr__(self, name):

@@ -19,12 +19,12 @@ import sys
 
 import gymnasium as gym
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from worldsim.data.shards import ShardWriter
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy
+from worldsim.sources import env_frame, is_image_space, make_env
 
 
 def add_arguments(parser):
@@ -55,9 +55,8 @@ def record(env_id: str, episodes: int, steps: int, out, *, policy: str = "random
         raise ValueError(f"need episodes >= 1, steps >= 1, size >= 8; got {episodes}, {steps}, {size}")
     import worldsim  # noqa: F401  registers the worldsim ids before gym.make
 
-    env = _make(env_id, steps)
-    use_observation = _is_image_space(env.observation_space)
-    if not use_observation and env.render_mode != "rgb_array":
+    env = make_env(env_id, max_episode_steps=steps)  # a registered time limit must not cut episodes shorter
+    if not is_image_space(env.observation_space) and env.render_mode != "rgb_array":
         raise ValueError(f"{env_id} has neither image observations nor an rgb_array render mode")
     act, reset_policy = _policy(env, policy, seed)
     paths = []
@@ -68,7 +67,7 @@ def record(env_id: str, episodes: int, steps: int, out, *, policy: str = "random
             reset_policy()
             frames, actions, rewards, terminated = [], [], [], []
             for _ in range(steps):
-                frames.append(to_frame(observation if use_observation else env.render(), size))
+                frames.append(env_frame(env, observation, size))
                 action = act()
                 observation, reward, term, trunc, _ = env.step(action)
                 actions.append(action)
@@ -84,14 +83,6 @@ def record(env_id: str, episodes: int, steps: int, out, *, policy: str = "random
     return paths
 
 
-def _make(env_id: str, steps: int) -> gym.Env:
-    """gym.make with render_mode="rgb_array", or without a render mode for envs that take none."""
-    try:
-        return gym.make(env_id, render_mode="rgb_array", max_episode_steps=steps)
-    except TypeError:  # the env's constructor has no render_mode argument
-        return gym.make(env_id, max_episode_steps=steps)
-
-
 def _policy(env: gym.Env, name: str, seed: int):
     """(act() -> action, reset()) for the policy `name` on this env."""
     world = getattr(env.unwrapped, "world", None)
@@ -102,22 +93,3 @@ def _policy(env: gym.Env, name: str, seed: int):
         print(f"worldsim record: the explore policy needs the maze; using random for {env.spec.id}", file=sys.stderr)
     random = PersistentRandomPolicy(env.action_space, seed=seed)
     return (lambda: random.act()[0]), random.reset
-
-
-def _is_image_space(space) -> bool:
-    shape = getattr(space, "shape", None) or ()
-    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and
-            (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))))
-
-
-def to_frame(image, size: int) -> np.ndarray:
-    """An RGB(A)/grey uint8 image as uint8 [size, size, 3]."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected a uint8 image [H, W], [H, W, 1|3|4], got {image.dtype} {image.shape}")
-    if image.ndim == 2:
-        image = image[..., None]
-    image = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-    if image.shape[:2] != (size, size):
-        image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(image)

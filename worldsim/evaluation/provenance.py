@@ -44,8 +44,9 @@ def checkpoint_sha256(path: str | os.PathLike) -> str:
 
 def command_line(args: argparse.Namespace) -> str:
     """The parsed arguments as one `worldsim COMMAND --opt value ...` line, defaults included, so
-    the run can be repeated even after a default changes (sys.argv is recorded beside it)."""
-    parts = ["worldsim", args.command]
+    the run can be repeated even after a default changes (sys.argv is recorded beside it).
+    Scripts without a `command` (benchmarks/) are written as `python SCRIPT --opt value ...`."""
+    parts = ["worldsim", args.command] if hasattr(args, "command") else ["python", sys.argv[0]]
     for key, value in sorted(vars(args).items()):
         if key == "command" or value is None or value is False:
             continue

@@ -1,6 +1,7 @@
 """`worldsim train`: start or resume a training run.
 
     worldsim train --config tiny|small|base|FILE.json --steps N --out DIR [--device auto] [--data maze|DIR]
+    worldsim train --config small --init maze --steps N --out DIR   # new run from the shipped weights
     worldsim train --resume DIR [--steps N]          # continue the run in DIR up to step N
     torchrun --nproc_per_node 2 -m worldsim.cli train ...   # DDP, same arguments
 """
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--save-every", type=int)
     p.add_argument("--sample-every", type=int)
+    p.add_argument("--init", metavar="CHECKPOINT", help="start a new run from these weights (path or shipped name)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
 
 
@@ -37,11 +39,14 @@ def run(args) -> int:
         if not (args.config and args.out and args.steps):
             raise SystemExit("a new run needs --config, --steps and --out (or --resume DIR)")
         cfg = load_train_config(args.config, data=args.data, batch_size=args.batch_size, seed=args.seed,
-                                save_every=args.save_every, sample_every=args.sample_every)
+                                save_every=args.save_every, sample_every=args.sample_every,
+                                init_from=args.init)
         out = args.out
     trainer = Trainer(cfg, out, device=args.device, compile=args.compile)
     if args.resume:
         trainer.resume(args.resume)
+    elif cfg.init_from:
+        trainer.init_from(cfg.init_from)
     steps = args.steps if args.steps is not None else cfg.total_steps
     if trainer.is_main:
         print(f"worldsim train: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "

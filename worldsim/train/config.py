@@ -38,6 +38,7 @@ class TrainConfig:
     maze_size: int = 9
     maze_pool: int = 256  # mazes generated in lockstep; batches are slices of the pool
     episode_length: int = 2000
+    init_from: str = ""  # a checkpoint (path or shipped name) whose weights start a new run; "" = random init
 
     def __post_init__(self):
         steps = [s for s, _ in self.window_schedule]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 import torch
 
 from worldsim.simulator import Simulator
+from worldsim.video import mp4_writer
 
 
 def side_by_side(generated: np.ndarray, truth: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -30,6 +30,7 @@ def write_sample_video(path: Path, model, frames: torch.Tensor, actions: torch.T
     generated = [frames[t].cpu().numpy() for t in range(context)]
     for t in range(context, T):
         generated.append(sim.step(actions[None, t - 1].cpu())[0][0].numpy())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(path, side_by_side(np.stack(generated), frames.cpu().numpy()), fps=fps, macro_block_size=1)
+    with mp4_writer(path, fps) as writer:
+        for frame in side_by_side(np.stack(generated), frames.cpu().numpy()):
+            writer.append_data(frame)
     return path

@@ -22,12 +22,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from worldsim.config import ModelConfig
 from worldsim.checkpoint import load_config, load_tensors, resolve, write_checkpoint
 from worldsim.diffusion import ObjectiveConfig
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, plan_window, prepare_window
 from worldsim.train.samples import write_sample_video
+from worldsim.video import require_ffmpeg
 
 
 def setup_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -86,6 +88,8 @@ class Trainer:
 
             source = make_source(cfg, self.device, self.rank)
         self.source = source
+        if cfg.sample_every and self.is_main:
+            require_ffmpeg()  # fail now, not at the first sample an hour in
         torch.manual_seed(cfg.seed)
         self.model = LSSVWM(self.source.adapt_model_config(cfg.model)).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
@@ -126,6 +130,17 @@ class Trainer:
         return write_checkpoint(self.out, f"step-{self.step:07d}", self.config_json(),
                                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
                                 {"trainer_state.json": state})
+
+    def init_from(self, checkpoint: str | Path) -> None:
+        """Start from another run's weights (EMA when it has them) with a fresh optimizer and step 0:
+        continuing a model under a new recipe, e.g. longer windows, when its optimizer state is gone."""
+        path = resolve(checkpoint)
+        theirs = ModelConfig.from_dict(load_config(path)["model"])
+        if theirs != self.model.cfg:
+            raise ValueError(f"init_from {path}: its model config differs from this run's ({theirs} vs {self.model.cfg})")
+        group = "ema" if (path / "ema.index.json").is_file() else "model"
+        self.model.load_state_dict(load_tensors(path, group, self.device))
+        self.ema.load_state_dict(self.model.state_dict())
 
     def resume(self, run_dir: str | Path) -> None:
         path = resolve(run_dir)
