@@ -1,6 +1,7 @@
 """The trainer learns, checkpoints atomically, resumes, and each training strategy takes effect."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worldsim.checkpoint import load_tensors, resolve
+from worldsim.checkpoint import load_model, load_tensors, resolve
 from worldsim.config import preset
 from worldsim.diffusion import ObjectiveConfig, sample_noise_levels
 from worldsim.model import LSSVWM
@@ -197,3 +198,33 @@ def test_ema_forgets_the_random_initialisation_early():
         weight_of_init *= ema_decay_at(step, 0.999)
     assert weight_of_init < 1e-3  # a plain 0.999 EMA would still hold 0.999**2000 = 13.5%
     assert ema_decay_at(100_000, 0.999) == 0.999
+
+
+# scripts/export_checkpoint.py: an inference checkpoint from a run, with the run's training lineage
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "export_checkpoint.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("export_checkpoint", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_keeps_the_ema_in_half_precision_and_chains_the_stages(tmp_path, fixed_source):
+    export = load_script().export
+    first = Trainer(tiny_cfg(), tmp_path / "run1", device="cpu", source=fixed_source, show_progress=False)
+    first.fit(3)
+    stage1 = export(tmp_path / "run1", tmp_path / "ship1")
+    model, config = load_model(stage1)
+    for (name, a), b in zip(first.ema.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a.half().float(), b), name
+    assert config["trained"]["steps"] == 3 and len(config["trained"]["stages"]) == 1
+
+    second = Trainer(tiny_cfg(init_from=str(stage1)), tmp_path / "run2", device="cpu", source=fixed_source,
+                     show_progress=False)
+    second.init_from(stage1)
+    second.fit(2)
+    trained = json.loads((export(tmp_path / "run2", tmp_path / "ship2") / "config.json").read_text())["trained"]
+    assert [s["steps"] for s in trained["stages"]] == [3, 2] and trained["steps"] == 5
+    assert trained["stages"][1]["init_from"] == str(stage1)
