@@ -12,7 +12,7 @@ directory, [ and ] fewer/more sampler steps; Esc (or closing the window) quits e
     python examples/play_keyboard.py --frames 200        # quit by itself after 200 frames
 
 Every frame is generated when it is shown: on an idle 2-core CPU with one torch thread the
-shipped model makes about 3.6 frames/s (`--sampling-steps 2`: 6, coarser; see BENCHMARKS.md).
+shipped model makes about 6 frames/s with its 2 sampler steps (`--sampling-steps 4`: 3.6; see BENCHMARKS.md).
 The key map is for a discrete-action checkpoint like the maze (no key held = action 0).
 """
 

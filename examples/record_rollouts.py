@@ -12,8 +12,8 @@ the argument list the shell command takes (it is printed as it runs).
     python examples/record_rollouts.py                        # 100 steps each way, into videos/
     python examples/record_rollouts.py --steps 300 --out videos --device cuda
 
-On an idle 2-core CPU the shipped model generates about 3.6 frames/s, so the default takes about
-a minute.
+On an idle 2-core CPU the shipped model generates about 6 frames/s (2 sampler steps), so the
+default takes well under a minute.
 """
 
 import argparse
