@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from worldsim.checkpoint import load_model
 from worldsim.evaluation.provenance import provenance, write_json
+from worldsim.evaluation.tasks import make_simulator
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
-from worldsim.simulator import Simulator
 
 
 def main() -> None:
@@ -37,12 +37,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model, config = load_model(args.checkpoint)
-    maze, sampling = config["source"]["env_kwargs"], config.get("sampling", {})
+    maze = config["source"]["env_kwargs"]
     world = MazeWorld(args.envs, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seeds = [eval_seed(i) for i in range(args.envs)]
     first = world.reset(seeds=seeds)
     policy = ExplorePolicy(world)
-    sims = {mode: Simulator(model, sampling.get("steps", 4), sampling.get("context_noise", 0.02), device="cpu")
+    sims = {mode: make_simulator(model, config, None, None, "cpu", "float32")
             for mode in ("teacher_forced", "free_running")}
     for sim in sims.values():
         sim.reset(first[:, None], seeds=seeds)

@@ -37,9 +37,9 @@ def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
     save_tensors(weights, tmp, "model")
     stage = {"steps": state["step"], "window_schedule": config["train"]["window_schedule"],
              "init_from": config["train"].get("init_from", "")}
-    config["trained"] = {"steps": state["step"], "stages": prior_stages(stage["init_from"]) + [stage],
+    stages = prior_stages(stage["init_from"]) + [stage]
+    config["trained"] = {"steps": sum(s["steps"] for s in stages), "stages": stages,
                          "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}
-    config["trained"]["steps"] = sum(s["steps"] for s in config["trained"]["stages"])
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

@@ -22,8 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from worldsim.config import ModelConfig
-from worldsim.checkpoint import load_config, load_tensors, resolve, write_checkpoint
+from worldsim.checkpoint import load_config, load_model, load_tensors, resolve, write_checkpoint
 from worldsim.diffusion import ObjectiveConfig
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig
@@ -134,13 +133,12 @@ class Trainer:
     def init_from(self, checkpoint: str | Path) -> None:
         """Start from another run's weights (EMA when it has them) with a fresh optimizer and step 0:
         continuing a model under a new recipe, e.g. longer windows, when its optimizer state is gone."""
-        path = resolve(checkpoint)
-        theirs = ModelConfig.from_dict(load_config(path)["model"])
-        if theirs != self.model.cfg:
-            raise ValueError(f"init_from {path}: its model config differs from this run's ({theirs} vs {self.model.cfg})")
-        group = "ema" if (path / "ema.index.json").is_file() else "model"
-        self.model.load_state_dict(load_tensors(path, group, self.device))
-        self.ema.load_state_dict(self.model.state_dict())
+        theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
+        if theirs.cfg != self.model.cfg:
+            raise ValueError(f"init_from {config['path']}: its model config differs from this run's "
+                             f"({theirs.cfg} vs {self.model.cfg})")
+        self.model.load_state_dict(theirs.state_dict())
+        self.ema.load_state_dict(theirs.state_dict())
 
     def resume(self, run_dir: str | Path) -> None:
         path = resolve(run_dir)
