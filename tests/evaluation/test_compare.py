@@ -29,7 +29,7 @@ def test_compare_trains_five_models_and_writes_the_table(tmp_path, capsys):
     code = main(["eval", "--task", "compare", "--train-config", str(config), "--steps", "2", "--context", "6",
                  "--generate", "4", "--episodes", "2", "--sampling-steps", "1", "--weights", "model", "--out", str(out)])
     assert code == 0
-    result = json.loads((out / "compare.json").read_text())
+    result = json.loads((out / "compare_retrieval.json").read_text())
     rows = result["table"]
     assert [r["architecture"] for r in rows] == list(ARCHITECTURES)
     lssvwm = rows[0]["parameters"]
@@ -37,9 +37,9 @@ def test_compare_trains_five_models_and_writes_the_table(tmp_path, capsys):
     assert all(r["lpips"] is None and 0 < r["psnr"] < 100 and r["paper"]["psnr"] > 0 for r in rows)
     assert result["provenance"]["config"]["sliding_window"] == 3  # the paper's 192 per 400 context frames
     assert set(result["provenance"]["checkpoints"]) == set(ARCHITECTURES)
-    table = (out / "compare.md").read_text()
+    table = (out / "compare_retrieval.md").read_text()
     assert len([line for line in table.splitlines() if line.startswith("| ") and "model" not in line]) == 5
-    assert "| lssvwm |" in table and "30.8" in table and (out / "compare_metrics.png").is_file()
+    assert "| lssvwm |" in table and "30.8" in table and (out / "compare_retrieval_metrics.png").is_file()
     assert "| full_attention |" in capsys.readouterr().out
 
     # run again: every model already has its checkpoint at step 2, so nothing is retrained
@@ -48,3 +48,55 @@ def test_compare_trains_five_models_and_writes_the_table(tmp_path, capsys):
                  "--generate", "4", "--episodes", "1", "--sampling-steps", "1", "--architectures", "lssvwm",
                  "--out", str(out)]) == 0
     assert (out / "lssvwm" / "latest").read_text() == before["lssvwm"]
+
+
+def test_compare_jobs_trains_side_by_side_like_one_at_a_time(tmp_path):
+    """--jobs 2 runs each model in its own process; the table equals the one-process run's."""
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+                                  "warmup_steps": 1, "total_steps": 2, "save_every": 1000, "episode_length": 32}))
+    args = ["eval", "--task", "compare", "--train-config", str(config), "--steps", "2", "--context", "6",
+            "--generate", "4", "--episodes", "1", "--sampling-steps", "1", "--weights", "model", "--device", "cpu",
+            "--architectures", "lssvwm,mamba2", "--compare-on", "reasoning"]
+    assert main(args + ["--out", str(tmp_path / "serial")]) == 0
+    assert main(args + ["--out", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
+    rows = {name: json.loads((tmp_path / name / "compare_reasoning.json").read_text())["table"] for name in ("serial", "parallel")}
+    assert [r["architecture"] for r in rows["parallel"]] == ["lssvwm", "mamba2"]
+    for a, b in zip(rows["serial"], rows["parallel"]):
+        assert a["parameters"] == b["parameters"]
+        assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)
+
+
+def test_compare_rejects_zero_jobs(tmp_path, capsys):
+    assert main(["eval", "--task", "compare", "--steps", "1", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_compare_stopped_by_a_signal_writes_no_table_and_resumes(tmp_path, monkeypatch, capsys):
+    """SIGTERM mid-training: the checkpoint is saved, no part-trained model enters a table (exit 130),
+    and the same command then finishes the training and writes the table."""
+    from worldsim.train.trainer import Trainer
+
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+                                  "warmup_steps": 1, "total_steps": 3, "save_every": 1000, "episode_length": 32}))
+    args = ["eval", "--task", "compare", "--train-config", str(config), "--steps", "3", "--context", "6",
+            "--generate", "4", "--episodes", "1", "--sampling-steps", "1", "--device", "cpu",
+            "--architectures", "lssvwm", "--out", str(tmp_path / "c")]
+    real_step = Trainer.train_step
+
+    def step_then_sigterm(self):
+        out = real_step(self)
+        self._request_stop(None, None)  # what the SIGTERM handler does
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_sigterm)
+    assert main(args) == 130
+    assert "training stopped before step 3 (lssvwm)" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "compare_retrieval.json").exists()
+    assert (tmp_path / "c" / "lssvwm" / "latest").read_text().strip().endswith("1")
+
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert main(args) == 0
+    assert json.loads((tmp_path / "c" / "compare_retrieval.json").read_text())["steps"] == 3
+    assert (tmp_path / "c" / "lssvwm" / "latest").read_text().strip().endswith("3")

@@ -5,8 +5,9 @@
 Each architecture (config.ARCHITECTURES) is trained with the same TrainConfig -- steps, batch,
 window schedule, data seed: equal training data and steps -- at a parameter count matched to
 LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (or reasoning)
-episodes with the same sampler. Writes compare.json, compare.md (the table, with the paper's
-numbers beside ours) and compare_metrics.png. Runs resume: a model whose run directory already
+episodes with the same sampler. Writes compare_TASK.json, compare_TASK.md (the table, with the
+paper's numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
+models at once, one process each. Runs resume: a model whose run directory already
 holds a checkpoint at the requested step is not trained again.
 """
 
@@ -15,7 +16,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -80,14 +85,15 @@ def parameter_matched(cfg: ModelConfig, architecture: str, sliding_window: int =
     return matched
 
 
-def train(cfg: TrainConfig, run_dir: Path, steps: int, device: str) -> Path:
-    """Train (or finish training) one model; returns its checkpoint directory."""
+def train(cfg: TrainConfig, run_dir: Path, steps: int, device: str) -> Path | None:
+    """Train (or finish training) one model; returns its checkpoint directory, or None when a
+    signal stopped the training first (its checkpoint is saved: the same command resumes)."""
     trainer = Trainer(cfg, run_dir, device=device)
     if (run_dir / "latest").is_file():
         trainer.resume(run_dir)
     if trainer.step < steps:
         trainer.fit(steps)
-    return resolve(run_dir)
+    return resolve(run_dir) if trainer.step >= steps else None
 
 
 def table_markdown(rows: list[dict], task: str) -> str:
@@ -103,9 +109,40 @@ def table_markdown(rows: list[dict], task: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare_one(arch: str, args, train_cfg: TrainConfig, window: int, episodes, task: str, generate: int | None,
+                out: Path, threads: int = 0):
+    """Train (or finish training) and evaluate one architecture: (table row, metric summary, checkpoint),
+    or None when a signal stopped its training. `threads` > 0 sets torch's CPU threads (a worker
+    process among --jobs)."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = dataclasses.replace(train_cfg, model=parameter_matched(train_cfg.model, arch, window))
+    print(f"compare: {arch}: width {cfg.model.width}, depth {cfg.model.depth}, "
+          f"{count_parameters(cfg.model) / 1e6:.3f}M parameters, {args.steps} steps", flush=True)
+    start = time.perf_counter()
+    path = train(cfg, out / arch, args.steps, args.device)
+    train_seconds = time.perf_counter() - start
+    if path is None:  # stopped early: a part-trained model must not enter the table
+        return None
+    model, config = load_model(path, weights=args.weights)
+    sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
+    mean = result["metrics"]["mean"]
+    row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
+           "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
+           "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
+           "train_seconds_this_run": train_seconds, "ssim": mean["ssim"], "lpips": None,
+           "psnr": mean["psnr"], "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
+           "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
+    print(f"compare: {arch}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
+    return row, result["metrics"], path
+
+
 def run_compare(args) -> int:
     if not args.steps:
         raise ValueError("--task compare needs --steps (training steps of every model)")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     task = args.compare_on or "retrieval"
     train_cfg = load_train_config(args.train_config or "tiny")
     context, generate = lengths(task, args.context, args.generate)
@@ -119,38 +156,37 @@ def run_compare(args) -> int:
     episodes = maze_episodes(task, args.episodes, context, generate, train_cfg.maze_size,
                              train_cfg.model.image_size)
 
-    rows, summaries, checkpoints, device = [], {}, {}, None
-    for arch in architectures:
-        cfg = dataclasses.replace(train_cfg, model=parameter_matched(train_cfg.model, arch, window))
-        print(f"compare: {arch}: width {cfg.model.width}, depth {cfg.model.depth}, "
-              f"{count_parameters(cfg.model) / 1e6:.3f}M parameters, {args.steps} steps")
-        start = time.perf_counter()
-        path = train(cfg, out / arch, args.steps, args.device)
-        train_seconds = time.perf_counter() - start
-        model, config = load_model(path, weights=args.weights)
-        sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
-        result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
-        device, checkpoints[arch], summaries[arch] = sim.device, path, result["metrics"]
-        mean = result["metrics"]["mean"]
-        rows.append({"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
-                     "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
-                     "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
-                     "train_seconds_this_run": train_seconds, "ssim": mean["ssim"], "lpips": None,
-                     "psnr": mean["psnr"], "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
-                     "seconds_per_step": result["seconds_per_step"], "metrics": result["metrics"]})
+    shared = (args, train_cfg, window, episodes, task, generate, out)  # the same for every model
+    if args.jobs == 1:
+        results = [compare_one(arch, *shared) for arch in architectures]
+    else:
+        # Side by side, one process per model: one small model's training leaves most of a GPU
+        # idle (its steps are bound by kernel launches), so N processes share it.
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(compare_one, architectures, *[[x] * len(architectures) for x in shared],
+                                    [threads] * len(architectures)))
+    stopped = [arch for arch, result in zip(architectures, results) if result is None]
+    if stopped:
+        print(f"compare: training stopped before step {args.steps} ({', '.join(stopped)}); checkpoints are saved, "
+              "the same command resumes. No table written.", file=sys.stderr)
+        return 130
+    rows = [row for row, _, _ in results]
+    summaries = {arch: summary for arch, (_, summary, _) in zip(architectures, results)}
+    checkpoints = {arch: path for arch, (_, _, path) in zip(architectures, results)}
 
-    prov = provenance(args, device, checkpoints=checkpoints,
+    prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
                               "sliding_window": window, "context": context, "generate": generate})
     table = table_markdown(rows, task)
     hashes = ", ".join(f"{k} {v['sha256'][:16]}" for k, v in prov["checkpoints"].items())
-    (out / "compare.md").write_text(f"{table}\nProvenance: `{prov['command']}` on {prov['device']}, "
+    (out / f"compare_{task}.md").write_text(f"{table}\nProvenance: `{prov['command']}` on {prov['device']}, "
                                     f"torch {prov['torch']}, {prov['date']}; checkpoint sha256: {hashes}\n")
-    files = [out / "compare.md",
-             write_json(out / "compare.json", {"task": task, "context": context, "generate": generate,
+    files = [out / f"compare_{task}.md",
+             write_json(out / f"compare_{task}.json", {"task": task, "context": context, "generate": generate,
                                                "episodes": [int(e.seed) for e in episodes], "steps": args.steps,
                                                "lpips_note": LPIPS_UNAVAILABLE, "table": rows}, prov),
-             plots.metric_curves(summaries, out / "compare_metrics.png", prov, f"{task}: equal parameters and steps")]
+             plots.metric_curves(summaries, out / f"compare_{task}_metrics.png", prov, f"{task}: equal parameters and steps")]
     print(table)
     print("wrote " + ", ".join(map(str, files)))
     return 0
