@@ -18,10 +18,10 @@ import torch
 from worldsim.checkpoint import load_model
 from worldsim.evaluation.metrics import psnr
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import make_simulator
 from worldsim.maze.core import N_ACTIONS, MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
+from worldsim.simulator import Simulator
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
 
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
-    sim = make_simulator(model, config, args.sampling_steps, None, "cpu", "float32")
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, None, "cpu", "float32")
     points = [int(t) for t in args.points.split(",")]
     seeds = [eval_seed(i) for i in range(args.envs)]
     world = MazeWorld(args.envs, maze_size=maze["maze_size"], image_size=maze["image_size"])

@@ -27,10 +27,10 @@ from worldsim.checkpoint import load_model
 from worldsim.evaluation import plots
 from worldsim.evaluation.metrics import psnr
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import make_simulator
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
+from worldsim.simulator import Simulator
 
 
 def frame_stats(frame: torch.Tensor) -> tuple[float, float, float]:
@@ -56,7 +56,7 @@ def main() -> None:
 
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
-    sim = make_simulator(model, config, args.sampling_steps, None, args.device, "float32")
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, None, args.device, "float32")
     world = MazeWorld(1, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])

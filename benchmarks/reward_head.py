@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from worldsim.checkpoint import load_model
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import make_simulator
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
+from worldsim.simulator import Simulator
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     seeds = [eval_seed(i) for i in range(args.envs)]
     first = world.reset(seeds=seeds)
     policy = ExplorePolicy(world)
-    sims = {mode: make_simulator(model, config, None, None, "cpu", "float32")
+    sims = {mode: Simulator.for_checkpoint(model, config, None, None, "cpu", "float32")
             for mode in ("teacher_forced", "free_running")}
     for sim in sims.values():
         sim.reset(first[:, None], seeds=seeds)

@@ -80,7 +80,7 @@ import torch
 from gymnasium import spaces
 
 from worldsim.checkpoint import load_model
-from worldsim.simulator import DTYPES, Simulator, SimulatorState
+from worldsim.simulator import Simulator, SimulatorState
 from worldsim.sources import SOURCE_SEED_LIMIT, SourceEnv, action_space, check_action, keys_to_action
 
 WINDOW_PIXELS = 512  # "human" render mode: frames are upscaled to about this size
@@ -88,17 +88,8 @@ WINDOW_PIXELS = 512  # "human" render mode: frames are upscaled to about this si
 
 def make_simulator(checkpoint, device, sampling_steps, dtype, context_noise) -> tuple[Simulator, dict]:
     """The simulator of a checkpoint with the checkpoint's sampler settings unless overridden."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device (use 'cpu' or 'auto')")
     model, config = load_model(checkpoint, device="cpu")
-    sampling = config.get("sampling", {})
-    sim = Simulator(model,
-                    sampling_steps=sampling.get("steps", 4) if sampling_steps is None else sampling_steps,
-                    context_noise=sampling.get("context_noise", 0.02) if context_noise is None else context_noise,
-                    device=device, dtype=dtype)
-    return sim, config
+    return Simulator.for_checkpoint(model, config, sampling_steps, context_noise, device, dtype), config
 
 
 def draw_seeds(np_random: np.random.Generator, seed: int | None, from_source: bool) -> tuple[int | None, int]:

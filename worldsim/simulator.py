@@ -27,6 +27,8 @@ from worldsim.model import LSSVWM, InferenceCache
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device (use 'cpu' or 'auto')")
     return torch.device(device)
 
 
@@ -45,6 +47,8 @@ class Simulator:
                  device="auto", dtype: str | torch.dtype = "float32"):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
+        if isinstance(dtype, str) and dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
         # Weights, inputs and memory stay float32; a lower `dtype` runs the matmuls under autocast,
@@ -57,6 +61,16 @@ class Simulator:
         self.frames: Tensor | None = None
         self.generators: list[torch.Generator] = []
         self.last_step_seconds = 0.0
+
+    @classmethod
+    def for_checkpoint(cls, model: LSSVWM, config: dict, sampling_steps: int | None = None,
+                       context_noise: float | None = None, device="auto", dtype="float32") -> "Simulator":
+        """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
+        its config.json ships, except those given here (None = the checkpoint's)."""
+        sampling = config.get("sampling", {})
+        return cls(model, sampling.get("steps", 4) if sampling_steps is None else sampling_steps,
+                   sampling.get("context_noise", 0.02) if context_noise is None else context_noise,
+                   device=device, dtype=dtype)
 
     @property
     def batch_size(self) -> int:

@@ -25,9 +25,9 @@ from worldsim.checkpoint import load_model
 from worldsim.evaluation import plots
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import (DEFAULT_LENGTHS, TASKS, evaluate, lengths, make_simulator, maze_episodes,
+from worldsim.evaluation.tasks import (DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
                                        maze_size, recall_scores, shard_clips)
-from worldsim.simulator import DTYPES
+from worldsim.simulator import DTYPES, Simulator
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +71,7 @@ def run(args) -> int:
 
 def run_task(args) -> int:
     model, config = load_model(args.checkpoint, weights=args.weights)
-    sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
     context, generate = lengths(args.task, args.context, args.generate)
     if args.data:
         if args.task != "next-frame":

@@ -31,10 +31,11 @@ from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import evaluate, lengths, make_simulator, maze_episodes
+from worldsim.evaluation.tasks import evaluate, lengths, maze_episodes
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer
+from worldsim.simulator import Simulator
 
 # Po et al. 2025, Table 2 (Memory Maze; SSIM, LPIPS, PSNR). Retrieval: 400 context + 400 generated;
 # reasoning: 576 + 224. The "sliding attention" row is their causal transformer with a 192-frame window.
@@ -125,7 +126,7 @@ def compare_one(arch: str, args, train_cfg: TrainConfig, window: int, episodes, 
     if path is None:  # stopped early: a part-trained model must not enter the table
         return None
     model, config = load_model(path, weights=args.weights)
-    sim = make_simulator(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
     result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
     mean = result["metrics"]["mean"]
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,

@@ -80,15 +80,6 @@ def shard_clips(directory: str, count: int, context: int, generate: int) -> list
     return [Clip(ds[int(i)]["frames"], ds[int(i)]["actions"], context, int(i)) for i in picks]
 
 
-def make_simulator(model, config: dict, sampling_steps: int | None, context_noise: float | None, device,
-                   dtype) -> Simulator:
-    """A simulator with the given sampler settings, where None takes the checkpoint's."""
-    sampling = config.get("sampling", {})
-    return Simulator(model, sampling_steps or sampling.get("steps", 4),
-                     sampling.get("context_noise", 0.02) if context_noise is None else context_noise,
-                     device=device, dtype=dtype)
-
-
 @torch.no_grad()
 def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
             batch_size: int = 16) -> Rollouts:
