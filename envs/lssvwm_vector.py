@@ -26,7 +26,8 @@ Info: `frame_index` [N] with its `_frame_index` mask (the vector info convention
 
 `reset(options={"frames": uint8 [N, T, S, S, 3], "actions": [N, T - 1]})` starts every env from
 given context frames; `reset(options={"reset_mask": bool [N]})` restarts only the masked envs (as
-SyncVectorEnv). `get_state()` / `set_state()` snapshot the whole batch.
+SyncVectorEnv). `get_state()` / `set_state()` snapshot the whole batch; `branch(state)` puts all N
+envs in copies of one single env's snapshot (look-ahead planning, `examples/branching_planner.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.batched import Episodes, check_reset_mask, split_seeds
-from envs.lssvwm import check_context, draw_seeds, make_simulator
+from envs.lssvwm import EnvState, check_context, draw_seeds, make_simulator
 from worldsim.simulator import SimulatorState
 from worldsim.sources import SourceEnv, action_space, check_action
 
@@ -194,6 +195,22 @@ class LSSVWMVectorEnv(VectorEnv):
         self._rngs = [seeding.np_random(0)[0] for _ in state.rngs]
         for rng, s in zip(self._rngs, state.rngs):
             rng.bit_generator.state = s
+
+    def branch(self, state: EnvState) -> np.ndarray:
+        """Put every env in a copy of one single env's snapshot (`LSSVWMEnv.get_state()`): N futures
+        of one moment, imagined as one batch (a look-ahead planner steps them with N different
+        actions). Each copy starts a new episode of 0 steps. Returns the observations [N, S, S, 3]."""
+        if not isinstance(state, EnvState) or state.simulator.cache.batch_size != 1:
+            raise ValueError(f"branch takes an EnvState from LSSVWMEnv.get_state(), got {type(state).__name__}")
+        if state.observation.shape != self.single_observation_space.shape:
+            raise ValueError(f"the snapshot's frames are {state.observation.shape}, this env's "
+                             f"{self.single_observation_space.shape}: another checkpoint's state")
+        self.simulator.set_state(state.simulator.select([0] * self.num_envs))
+        self._obs = np.repeat(state.observation[None], self.num_envs, axis=0)
+        self.episodes.start(slice(None))
+        if self._rngs is None:  # autoresets inside a branch draw their seeds from these
+            self._rngs = [seeding.np_random()[0] for _ in range(self.num_envs)]
+        return self._obs.copy()
 
     def render(self):
         if self.render_mode is None or self._obs is None:

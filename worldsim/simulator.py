@@ -34,6 +34,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+# What a checkpoint samples with when its config.json sets nothing else (new training runs write
+# these). Context noise 0.5: committing generated frames half-noised kept the maze model's
+# rollouts from collapsing and scored best on retrieval among 0.02-1.0 (BENCHMARKS.md, "Context noise").
+DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5}
+
 
 @dataclass
 class SimulatorState:
@@ -41,9 +46,21 @@ class SimulatorState:
     frames: Tensor  # [B, H, W, 3] uint8, the latest frame of each element
     rng: list[Tensor]  # per-element generator states
 
+    def select(self, index: list[int]) -> "SimulatorState":
+        """Batch elements `index` as a state of their own; an index may repeat, so [0] * N gives
+        N copies of element 0 (N branches of one moment, as one batch)."""
+        index = list(index)
+        return SimulatorState(self.cache.select(index), self.frames[index].clone(), [self.rng[i].clone() for i in index])
+
 
 class Simulator:
-    def __init__(self, model: LSSVWM, sampling_steps: int = 4, context_noise: float = 0.02,
+    # Frames per parallel pass when committing context: the memory carries exactly from one
+    # segment to the next (tests/model), and activations stay bounded (16 episodes x 576 context
+    # frames in one pass took more than 24 GiB on a CPU).
+    prefill_segment = 64
+
+    def __init__(self, model: LSSVWM, sampling_steps: int = DEFAULT_SAMPLING["steps"],
+                 context_noise: float = DEFAULT_SAMPLING["context_noise"],
                  device="auto", dtype: str | torch.dtype = "float32"):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
@@ -67,9 +84,9 @@ class Simulator:
                        context_noise: float | None = None, device="auto", dtype="float32") -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
         its config.json ships, except those given here (None = the checkpoint's)."""
-        sampling = config.get("sampling", {})
-        return cls(model, sampling.get("steps", 4) if sampling_steps is None else sampling_steps,
-                   sampling.get("context_noise", 0.02) if context_noise is None else context_noise,
+        sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
+        return cls(model, sampling["steps"] if sampling_steps is None else sampling_steps,
+                   sampling["context_noise"] if context_noise is None else context_noise,
                    device=device, dtype=dtype)
 
     @property
@@ -109,10 +126,14 @@ class Simulator:
     def _commit(self, frames: Tensor, produced: Tensor, cache: InferenceCache | None) -> InferenceCache:
         """Memory after real frames uint8 [B, T, H, W, 3], produced by `produced` [B, T], committed
         clean (noise level 0) after `cache`."""
-        x = to_model_space(frames.to(self.device))
-        levels = torch.zeros(frames.shape[:2], device=self.device)
-        with self._autocast():
-            return self.model(x, levels, produced.to(self.device), cache=cache, update_cache=True).cache
+        produced = produced.to(self.device)
+        for s in range(0, frames.shape[1], self.prefill_segment):
+            x = to_model_space(frames[:, s:s + self.prefill_segment].to(self.device))
+            levels = torch.zeros(x.shape[:2], device=self.device)
+            with self._autocast():
+                cache = self.model(x, levels, produced[:, s:s + self.prefill_segment], cache=cache,
+                                   update_cache=True).cache
+        return cache
 
     @torch.no_grad()
     def observe(self, frames: Tensor, actions: Tensor) -> None:

@@ -112,3 +112,31 @@ def test_vector_snapshot_restore(make_vec):
     first = np.stack([envs.step(a)[0] for a in actions])
     envs.unwrapped.set_state(state)
     np.testing.assert_array_equal(np.stack([envs.step(a)[0] for a in actions]), first)
+
+
+def test_branches_continue_a_single_env_snapshot(make_vec, make):
+    env = make()
+    env.reset(seed=4)
+    for a in (1, 5, 2):
+        env.step(a)
+    snapshot = env.unwrapped.get_state()
+    envs = make_vec()
+    obs = envs.unwrapped.branch(snapshot)
+    np.testing.assert_array_equal(obs, np.repeat(snapshot.observation[None], N, axis=0))
+    actions = np.random.default_rng(1).integers(0, 6, (4, N))
+    steps = [envs.step(a) for a in actions]
+    np.testing.assert_array_equal(steps[-1][4]["frame_index"], [snapshot.frame_index + 4] * N)
+    for i in range(N):  # branch i is the future the single env shows for branch i's actions
+        env.unwrapped.set_state(snapshot)
+        single = [env.step(int(a)) for a in actions[:, i]]
+        # the same noise and memory; only float rounding differs between batch sizes 3 and 1
+        diff = np.abs(np.stack([s[0][i] for s in steps]).astype(int) - np.stack([s[0] for s in single]))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+        np.testing.assert_allclose([s[1][i] for s in steps], [s[1] for s in single], rtol=1e-6, atol=1e-6)
+
+
+def test_branch_takes_only_a_single_env_snapshot(make_vec):
+    envs = make_vec()
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="EnvState from LSSVWMEnv.get_state"):
+        envs.unwrapped.branch(envs.unwrapped.get_state())

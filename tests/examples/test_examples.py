@@ -24,26 +24,35 @@ def load(name):
     return module
 
 
-def test_branching_planner_restores_state_and_records_video(tiny_checkpoint, tmp_path, one_thread):
+def test_branching_planner_records_only_the_chosen_path(tiny_checkpoint, tmp_path, one_thread):
     pytest.importorskip("moviepy", reason="RecordVideo writes mp4 through moviepy (the dev extra)")
     planner = load("branching_planner")
-    planner.main(["--checkpoint", str(tiny_checkpoint), "--steps", "4", "--horizon", "2", "--out", str(tmp_path)])
+    planner.main(["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--steps", "4", "--horizon", "2",
+                  "--out", str(tmp_path)])
     videos = list(tmp_path.glob("*.mp4"))
     assert len(videos) == 1
-    assert 4 <= iio.imread(videos[0]).shape[0] <= 5  # reset frame + the 4 chosen steps, none of the 48 branch steps
+    assert 4 <= iio.imread(videos[0]).shape[0] <= 5  # reset frame + the 4 chosen steps, none of the branch steps
 
 
-def test_imagined_branches_leave_the_simulator_unchanged(tiny_checkpoint, one_thread):
-    import gymnasium as gym
-
+def test_batched_branches_score_what_one_env_would_see(tiny_checkpoint, one_thread):
     planner = load("branching_planner")
-    env = gym.make("LSSVWM-v0", checkpoint=str(tiny_checkpoint))
+    env = gym.make("LSSVWM-v0", checkpoint=str(tiny_checkpoint), device="cpu")
+    branches = gym.make_vec("LSSVWM-v0", num_envs=6, checkpoint=str(tiny_checkpoint), device="cpu")
     env.reset(seed=3)
-    planner.imagined_return(env, 1, horizon=3)
-    after_branch = env.step(2)[0]
+    env.step(1)
+    snapshot = env.unwrapped.get_state()
+    scores = planner.imagined_returns(branches, snapshot, horizon=3)
+    one_by_one = []
+    for action in range(6):  # the same look-ahead with one env, restored after each branch
+        env.unwrapped.set_state(snapshot)
+        one_by_one.append(sum(env.step(action)[1] for _ in range(3)))
+    np.testing.assert_allclose(scores, one_by_one, rtol=1e-5, atol=1e-6)
+    assert np.ptp(scores) > 0  # the actions lead to different predicted rewards: the check is not vacuous
+    env.unwrapped.set_state(snapshot)
+    after_branching = env.step(2)[0]
     env.reset(seed=3)
-    straight = env.step(2)[0]
-    assert (after_branch == straight).all()
+    env.step(1)
+    assert (after_branching == env.step(2)[0]).all()  # imagining left the acting env's memory untouched
 
 
 @pytest.fixture
