@@ -35,6 +35,7 @@ import worldsim  # noqa: F401  (registers LSSVWM-v0)
 from worldsim.checkpoint import save_model
 from worldsim.config import preset
 from worldsim.model import LSSVWM
+from worldsim.simulator import DEFAULT_SAMPLING
 
 WINDOW = 20  # steps timed after each snapshot
 ROUNDS = 3  # alternating early / late timing rounds
@@ -46,7 +47,7 @@ def random_checkpoint(config: str, directory: str) -> str:
     size = model.cfg.image_size
     source = {"env_id": "worldsim/Maze-v0", "env_kwargs": {"image_size": size}, "render_fps": 15,
               "action_space": {"type": "discrete", "n": model.cfg.num_actions}}
-    return str(save_model(os.path.join(directory, f"random-{config}"), model, source, {"steps": 4, "context_noise": 0.02}))
+    return str(save_model(os.path.join(directory, f"random-{config}"), model, source, DEFAULT_SAMPLING))
 
 
 def latency(checkpoint: str, device: str, frames: int, early: int, sampling_steps: int | None) -> dict:

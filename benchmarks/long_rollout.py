@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=10_000)
     p.add_argument("--episode", type=int, default=0, help="held-out maze seed index (eval_seed)")
     p.add_argument("--sampling-steps", type=int, default=None)
+    p.add_argument("--context-noise", type=float, default=None, help="noise level of committed frames (default: the checkpoint's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/results/long_rollout")
@@ -56,7 +57,7 @@ def main() -> None:
 
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, None, args.device, "float32")
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, "float32")
     world = MazeWorld(1, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])
@@ -105,7 +106,7 @@ def main() -> None:
                "inside_true_range": float(inside.mean()), "blocks": blocks}
 
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
-                      config={"seed": seed, "sampling_steps": sim.sampling_steps})
+                      config={"seed": seed, "sampling_steps": sim.sampling_steps, "context_noise": sim.context_noise})
     out = args.out.rstrip("/")
     write_json(f"{out}/long_rollout.json", {"summary": summary, "per_frame": stats}, prov)
     plots.frame_strip(np.stack([kept_true[t] for t in keep])[None], np.stack([kept_gen[t] for t in keep])[None],

@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--envs", type=int, default=8)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--context-noise", type=float, default=None, help="noise level of committed frames (default: the checkpoint's)")
     p.add_argument("--out", default="benchmarks/results/reward_head.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -42,7 +43,7 @@ def main() -> None:
     seeds = [eval_seed(i) for i in range(args.envs)]
     first = world.reset(seeds=seeds)
     policy = ExplorePolicy(world)
-    sims = {mode: Simulator.for_checkpoint(model, config, None, None, "cpu", "float32")
+    sims = {mode: Simulator.for_checkpoint(model, config, None, args.context_noise, "cpu", "float32")
             for mode in ("teacher_forced", "free_running")}
     for sim in sims.values():
         sim.reset(first[:, None], seeds=seeds)

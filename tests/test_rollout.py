@@ -23,6 +23,16 @@ def test_rollout_writes_the_requested_frames(tiny_checkpoint, tmp_path, capsys, 
     assert "frames/s" in capsys.readouterr().out
 
 
+def test_sampler_settings_reach_the_model(tiny_checkpoint, tmp_path):
+    videos = {}
+    for noise in ("0.02", "0.02", "1.0"):
+        out = tmp_path / f"noise{noise}.mp4"
+        assert run(tiny_checkpoint, "--steps", 6, "--policy", "random", "--context-noise", noise, "--out", out) == 0
+        videos.setdefault(noise, []).append(iio.imread(out))
+    assert (videos["0.02"][0] == videos["0.02"][1]).all()  # same settings, same frames
+    assert (videos["0.02"][0] != videos["1.0"][0]).any()  # committing frames as pure noise changes what follows
+
+
 def test_twin_rollout_puts_the_true_env_beside_the_model(tiny_checkpoint, tmp_path):
     out = tmp_path / "twin.mp4"
     assert run(tiny_checkpoint, "--steps", 6, "--twin", "--scale", 3, "--fps", 10, "--out", out) == 0

@@ -264,10 +264,9 @@ def quality_vs_steps(model, config: dict, step_counts: list[int], episodes: int,
     from worldsim.evaluation.tasks import evaluate, maze_episodes, maze_size
 
     eps = maze_episodes("retrieval", episodes, context, None, maze_size(config), model.cfg.image_size)
-    noise = config.get("sampling", {}).get("context_noise", 0.02)
     rows = []
     for steps in step_counts:
-        result, _ = evaluate(Simulator(model, steps, noise, device=device, dtype=dtype), eps, batch_size=1)
+        result, _ = evaluate(Simulator.for_checkpoint(model, config, steps, None, device, dtype), eps, batch_size=1)
         m = result["metrics"]["mean"]
         rows.append({"sampling_steps": steps, "psnr": m["psnr"], "ssim": m["ssim"], "lpips": None,
                      "ms_per_frame": 1000 * result["seconds_per_step"]})

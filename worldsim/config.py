@@ -95,7 +95,7 @@ class ModelConfig:
         return cls(**d)
 
 
-def _mixed_blocks(grid: int, depth: int) -> tuple[tuple[int, int], ...]:
+def mixed_blocks(grid: int, depth: int) -> tuple[tuple[int, int], ...]:
     """The paper mixes large and small spatial blocks across layers; it does not publish its
     per-layer values. We alternate whole-frame blocks (global spatial context in the state)
     with small blocks of grid/4 (many independent states, temporal neighbours close)."""
@@ -108,9 +108,9 @@ PRESETS = {
     "tiny": dict(image_size=16, patch_size=4, width=32, depth=2, attn_heads=2, attn_window=2,
                  ssm_state=8, ssm_headdim=16, ssm_chunk=8, ssm_blocks=((4, 4), (2, 2))),
     "small": dict(image_size=64, patch_size=8, width=256, depth=8, attn_heads=4, attn_window=10,
-                  ssm_state=64, ssm_headdim=32, ssm_blocks=_mixed_blocks(8, 8)),
+                  ssm_state=64, ssm_headdim=32, ssm_blocks=mixed_blocks(8, 8)),
     "base": dict(image_size=64, patch_size=4, width=512, depth=12, attn_heads=8, attn_window=10,
-                 ssm_state=64, ssm_headdim=64, ssm_blocks=_mixed_blocks(16, 12)),
+                 ssm_state=64, ssm_headdim=64, ssm_blocks=mixed_blocks(16, 12)),
 }
 
 
@@ -128,7 +128,7 @@ def variant(cfg: ModelConfig, architecture: str, sliding_window: int = 48) -> Mo
     """
     whole = ((cfg.grid, cfg.grid),) * cfg.depth
     settings = {
-        "lssvwm": dict(ssm_blocks=cfg.ssm_blocks or _mixed_blocks(cfg.grid, cfg.depth), attention=True,
+        "lssvwm": dict(ssm_blocks=cfg.ssm_blocks or mixed_blocks(cfg.grid, cfg.depth), attention=True,
                        attn_window=cfg.attn_window if cfg.attn_window is not None else 10),
         "mamba2": dict(ssm_blocks=whole, attention=False),
         "mamba2_local": dict(ssm_blocks=whole, attention=True,

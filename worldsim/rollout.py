@@ -46,6 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint path or shipped name (default: maze)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    parser.add_argument("--context-noise", type=float, default=None,
+                        help="noise level generated frames are committed at (default: the checkpoint's)")
     parser.add_argument("--fps", type=int, default=None, help="video frame rate (default: the checkpoint's)")
     parser.add_argument("--scale", type=int, default=None, help="integer upscaling (default: to >= 256 pixels)")
 
@@ -53,7 +55,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:
         stats = rollout(args.checkpoint, args.steps, args.policy, args.out, twin=args.twin, seed=args.seed,
-                        device=args.device, sampling_steps=args.sampling_steps, fps=args.fps, scale=args.scale)
+                        device=args.device, sampling_steps=args.sampling_steps, context_noise=args.context_noise,
+                        fps=args.fps, scale=args.scale)
     except (ValueError, OSError) as e:  # CheckpointError is a ValueError
         print(f"worldsim rollout: error: {e}", file=sys.stderr)
         return 2
@@ -63,11 +66,12 @@ def run(args) -> int:
 
 
 def rollout(checkpoint, steps: int | None, policy: str, out, *, twin: bool = False, seed: int = 0,
-            device: str = "auto", sampling_steps: int | None = None, fps: int | None = None,
-            scale: int | None = None, progress: bool = True) -> dict:
+            device: str = "auto", sampling_steps: int | None = None, context_noise: float | None = None,
+            fps: int | None = None, scale: int | None = None, progress: bool = True) -> dict:
     """Generate `steps` frames with `policy` and write them to the mp4 `out`. Returns statistics."""
     # unwrapped: no TimeLimit, a rollout runs for --steps frames (episodes end only by termination)
-    env = gym.make("LSSVWM-v0", checkpoint=checkpoint, device=device, sampling_steps=sampling_steps).unwrapped
+    env = gym.make("LSSVWM-v0", checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
+                   context_noise=context_noise).unwrapped
     try:
         return _rollout(env, steps, policy, Path(out), twin, seed, fps, scale, progress)
     finally:

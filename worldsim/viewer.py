@@ -44,6 +44,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=int, default=None, help="window upscaling (default: frames to ~512 pixels)")
     parser.add_argument("--fps", type=int, default=None, help="frame-rate cap (default: the checkpoint's)")
     parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    parser.add_argument("--context-noise", type=float, default=None,
+                        help="noise level generated frames are committed at (default: the checkpoint's)")
     parser.add_argument("--twin", action="store_true", help="show the true source env beside the model")
     parser.add_argument("--record-dir", default=".", help="where V writes its mp4s (default: .)")
     parser.add_argument("--max-frames", type=int, default=None, help="quit after N generated frames")
@@ -213,7 +215,7 @@ class Window:
 def run(args) -> int:
     try:  # no TimeLimit (unwrapped): play as long as you like
         env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device,
-                       sampling_steps=args.sampling_steps).unwrapped
+                       sampling_steps=args.sampling_steps, context_noise=args.context_noise).unwrapped
         keys = env.get_keys_to_action()
     except ValueError as e:  # CheckpointError is a ValueError; so is a source env without a key map
         print(f"worldsim play: error: {e}", file=sys.stderr)

@@ -21,6 +21,7 @@ from worldsim.train.objective import WindowObjective, plan_window, prepare_windo
 from worldsim.train.trainer import Trainer
 
 HERE = Path(__file__).parent
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only contend on a shared CPU
 
 
 def tiny_cfg(**kw):

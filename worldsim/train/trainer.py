@@ -25,6 +25,7 @@ from tqdm import tqdm
 from worldsim.checkpoint import load_config, load_model, load_tensors, resolve, write_checkpoint
 from worldsim.diffusion import ObjectiveConfig
 from worldsim.model import LSSVWM
+from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, plan_window, prepare_window
 from worldsim.train.samples import write_sample_video
@@ -115,7 +116,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
     def config_json(self) -> dict:
         return {"model": json.loads(self.model.cfg.to_json()), "train": _jsonable(self.cfg.to_dict()),
-                "source": self.source.describe(), "sampling": {"steps": 4, "context_noise": 0.02}}
+                "source": self.source.describe(), "sampling": dict(DEFAULT_SAMPLING)}
 
     def save(self) -> Path | None:
         if not self.is_main:
