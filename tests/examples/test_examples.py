@@ -27,9 +27,10 @@ def load(name):
 def test_branching_planner_records_only_the_chosen_path(tiny_checkpoint, tmp_path, one_thread):
     pytest.importorskip("moviepy", reason="RecordVideo writes mp4 through moviepy (the dev extra)")
     planner = load("branching_planner")
+    out = tmp_path / "videos"  # RecordVideo makes it (and warns when it exists)
     planner.main(["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--steps", "4", "--horizon", "2",
-                  "--out", str(tmp_path)])
-    videos = list(tmp_path.glob("*.mp4"))
+                  "--out", str(out)])
+    videos = list(out.glob("*.mp4"))
     assert len(videos) == 1
     assert 4 <= iio.imread(videos[0]).shape[0] <= 5  # reset frame + the 4 chosen steps, none of the branch steps
 
