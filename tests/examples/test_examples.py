@@ -43,17 +43,16 @@ def test_batched_branches_score_what_one_env_would_see(tiny_checkpoint, one_thre
     env.step(1)
     snapshot = env.unwrapped.get_state()
     scores = planner.imagined_returns(branches, snapshot, horizon=3)
+    after_imagining = env.step(2)[0]
+    env.reset(seed=3)
+    env.step(1)
+    assert (after_imagining == env.step(2)[0]).all()  # imagining left the acting env's memory untouched
     one_by_one = []
     for action in range(6):  # the same look-ahead with one env, restored after each branch
         env.unwrapped.set_state(snapshot)
         one_by_one.append(sum(env.step(action)[1] for _ in range(3)))
     np.testing.assert_allclose(scores, one_by_one, rtol=1e-5, atol=1e-6)
     assert np.ptp(scores) > 0  # the actions lead to different predicted rewards: the check is not vacuous
-    env.unwrapped.set_state(snapshot)
-    after_branching = env.step(2)[0]
-    env.reset(seed=3)
-    env.step(1)
-    assert (after_branching == env.step(2)[0]).all()  # imagining left the acting env's memory untouched
 
 
 @pytest.fixture
