@@ -66,7 +66,7 @@ def main() -> None:
         for _ in range(2):  # warm-up
             sim.step(actions(cfg, 1))
         sims[name] = sim
-        rows[name] = {"config": dataclasses.asdict(cfg), "parameters": sum(q.numel() for q in sim.model.parameters()),
+        rows[name] = {"config": dataclasses.asdict(cfg), "parameters": sim.model.num_parameters(),
                       "tokens_per_frame": cfg.tokens_per_frame,
                       "train_gflop_per_frame": training_flops_per_frame(cfg, args.train_window) / 1e9,
                       "memory_mib": sim.memory_bytes() / 2**20, "step_ms": []}

@@ -50,7 +50,8 @@ class SimulatorState:
         """Batch elements `index` as a state of their own; an index may repeat, so [0] * N gives
         N copies of element 0 (N branches of one moment, as one batch)."""
         index = list(index)
-        return SimulatorState(self.cache.select(index), self.frames[index].clone(), [self.rng[i].clone() for i in index])
+        # indexing with a list copies, so cache and frames are already the new state's own
+        return SimulatorState(self.cache.select(index), self.frames[index], [self.rng[i].clone() for i in index])
 
 
 class Simulator:
