@@ -41,6 +41,10 @@ class ModelConfig:
     ssm_expand: int = 2
     ssm_conv: int = 4
     ssm_chunk: int = 64
+    # dt's initial range, Mamba-2's [1e-3, 1e-1]: "step" = per scan step (Mamba-2); "frame" = per
+    # frame, spread over the block's b_h*b_w scan steps per frame, so that initial memory horizons
+    # span ~1-1000 frames at every block size (benchmarks/ssm_memory_horizon.py)
+    ssm_dt_init: str = "step"
     # actions: discrete -> embedding table of num_actions; continuous -> MLP over an action_dim vector
     action_type: str = "discrete"
     num_actions: int = 6
@@ -64,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"width {self.width} is not divisible by attn_heads {self.attn_heads}")
         if (self.ssm_expand * self.width) % self.ssm_headdim:
             raise ValueError("ssm_expand * width must be divisible by ssm_headdim")
+        if self.ssm_dt_init not in ("step", "frame"):
+            raise ValueError(f"ssm_dt_init must be 'step' or 'frame', got {self.ssm_dt_init!r}")
         if self.action_type not in ("discrete", "continuous"):
             raise ValueError(f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}")
         if self.action_type == "continuous" and self.action_dim < 1:

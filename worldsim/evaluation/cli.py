@@ -4,7 +4,7 @@
     worldsim eval --checkpoint C --task reasoning  [--context 576 --generate 224]
     worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
     worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
-    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval] [--jobs 5]
+    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval]
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
 can instead run on windows of a user's shards (`--data`, from `worldsim record`). Writes
@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the paper's 192 per 400 context frames)")
     g.add_argument("--compare-on", choices=("retrieval", "reasoning"), help="episodes to compare on (default: retrieval)")
     g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each "
-                   "(small models leave a GPU mostly idle)")
+                   "(on one GPU they are time-sliced: training slowed several-fold when measured)")
 
 
 def run(args) -> int:

@@ -7,7 +7,9 @@ window schedule, data seed: equal training data and steps -- at a parameter coun
 LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (or reasoning)
 episodes with the same sampler. Writes compare_TASK.json, compare_TASK.md (the table, with the
 paper's numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
-models at once, one process each. Runs resume: a model whose run directory already
+models at once, one process each: on one GPU the processes are time-sliced, which starved the
+SSM models in a measured run (BENCHMARKS.md, "The paper's comparison"), so use it for CPU cores
+or for evaluating models already trained. Runs resume: a model whose run directory already
 holds a checkpoint at the requested step is not trained again.
 """
 
@@ -161,8 +163,7 @@ def run_compare(args) -> int:
     if args.jobs == 1:
         results = [compare_one(arch, *shared) for arch in architectures]
     else:
-        # Side by side, one process per model: one small model's training leaves most of a GPU
-        # idle (its steps are bound by kernel launches), so N processes share it.
+        # Side by side, one process per model, each with its share of the CPU threads.
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(compare_one, architectures, *[[x] * len(architectures) for x in shared],
