@@ -6,7 +6,7 @@ import pytest
 
 from worldsim.cli import main
 from worldsim.config import ARCHITECTURES, preset
-from worldsim.evaluation.compare import count_parameters, parameter_matched
+from worldsim.evaluation.compare import count_parameters, job_devices, parameter_matched
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
@@ -65,6 +65,15 @@ def test_compare_jobs_trains_side_by_side_like_one_at_a_time(tmp_path):
     for a, b in zip(rows["serial"], rows["parallel"]):
         assert a["parameters"] == b["parameters"]
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)
+
+
+def test_jobs_are_dealt_round_robin_over_several_gpus_only():
+    assert job_devices("cuda", 5, jobs=5, cuda_count=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert job_devices("auto", 3, jobs=2, cuda_count=4) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert job_devices("cuda", 3, jobs=1, cuda_count=4) == ["cuda"] * 3  # one at a time: the default GPU
+    assert job_devices("cuda", 2, jobs=2, cuda_count=1) == ["cuda"] * 2
+    assert job_devices("cuda:1", 2, jobs=2, cuda_count=4) == ["cuda:1"] * 2  # an explicit GPU is kept
+    assert job_devices("cpu", 2, jobs=2, cuda_count=4) == ["cpu"] * 2
 
 
 def test_compare_rejects_zero_jobs(tmp_path, capsys):

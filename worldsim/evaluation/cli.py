@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sliding-window", type=int, help="frames of the sliding-attention baseline "
                    "(default: the paper's 192 per 400 context frames)")
     g.add_argument("--compare-on", choices=("retrieval", "reasoning"), help="episodes to compare on (default: retrieval)")
-    g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each "
-                   "(on one GPU they are time-sliced: training slowed several-fold when measured)")
+    g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each, "
+                   "round-robin over the GPUs if several (on one GPU they are time-sliced: measured several-fold slower)")
 
 
 def run(args) -> int:

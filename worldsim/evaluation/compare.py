@@ -7,9 +7,9 @@ window schedule, data seed: equal training data and steps -- at a parameter coun
 LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (or reasoning)
 episodes with the same sampler. Writes compare_TASK.json, compare_TASK.md (the table, with the
 paper's numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
-models at once, one process each: on one GPU the processes are time-sliced, which starved the
-SSM models in a measured run (BENCHMARKS.md, "The paper's comparison"), so use it for CPU cores
-or for evaluating models already trained. Runs resume: a model whose run directory already
+models at once, one process each, dealt round-robin over the GPUs when there are several. On one
+GPU the processes are time-sliced, which starved the SSM models in a measured run (BENCHMARKS.md,
+"The paper's comparison"): there use it for CPU cores or for evaluating trained models. Runs resume: a model whose run directory already
 holds a checkpoint at the requested step is not trained again.
 """
 
@@ -112,23 +112,31 @@ def table_markdown(rows: list[dict], task: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare_one(arch: str, args, train_cfg: TrainConfig, window: int, episodes, task: str, generate: int | None,
-                out: Path, threads: int = 0):
-    """Train (or finish training) and evaluate one architecture: (table row, metric summary, checkpoint),
-    or None when a signal stopped its training. `threads` > 0 sets torch's CPU threads (a worker
-    process among --jobs)."""
+def job_devices(device: str, models: int, jobs: int, cuda_count: int) -> list[str]:
+    """The device of each model: with --jobs > 1 and several GPUs (`device` auto or cuda), dealt
+    round-robin over them; otherwise all on `device` (an explicit cuda:N included)."""
+    if jobs > 1 and device in ("auto", "cuda") and cuda_count > 1:
+        return [f"cuda:{i % cuda_count}" for i in range(models)]
+    return [device] * models
+
+
+def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: int, episodes, task: str,
+                generate: int | None, out: Path, threads: int = 0):
+    """Train (or finish training) and evaluate one architecture on `device`: (table row, metric
+    summary, checkpoint), or None when a signal stopped its training. `threads` > 0 sets torch's CPU
+    threads (a worker process among --jobs)."""
     if threads:
         torch.set_num_threads(threads)
     cfg = dataclasses.replace(train_cfg, model=parameter_matched(train_cfg.model, arch, window))
     print(f"compare: {arch}: width {cfg.model.width}, depth {cfg.model.depth}, "
           f"{count_parameters(cfg.model) / 1e6:.3f}M parameters, {args.steps} steps", flush=True)
     start = time.perf_counter()
-    path = train(cfg, out / arch, args.steps, args.device)
+    path = train(cfg, out / arch, args.steps, device)
     train_seconds = time.perf_counter() - start
     if path is None:  # stopped early: a part-trained model must not enter the table
         return None
     model, config = load_model(path, weights=args.weights)
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype)
     result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
     mean = result["metrics"]["mean"]
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
@@ -160,13 +168,15 @@ def run_compare(args) -> int:
                              train_cfg.model.image_size)
 
     shared = (args, train_cfg, window, episodes, task, generate, out)  # the same for every model
+    devices = job_devices(args.device, len(architectures), args.jobs,
+                          torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if args.jobs == 1:
-        results = [compare_one(arch, *shared) for arch in architectures]
+        results = [compare_one(arch, device, *shared) for arch, device in zip(architectures, devices)]
     else:
         # Side by side, one process per model, each with its share of the CPU threads.
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(compare_one, architectures, *[[x] * len(architectures) for x in shared],
+            results = list(pool.map(compare_one, architectures, devices, *[[x] * len(architectures) for x in shared],
                                     [threads] * len(architectures)))
     stopped = [arch for arch, result in zip(architectures, results) if result is None]
     if stopped:
