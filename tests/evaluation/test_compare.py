@@ -1,12 +1,15 @@
 """The baseline comparison: parameter-matched variants, equal training, the paper-style table."""
 
 import json
+import re
 
+import numpy as np
 import pytest
 
 from worldsim.cli import main
 from worldsim.config import ARCHITECTURES, preset
-from worldsim.evaluation.compare import count_parameters, job_devices, parameter_matched
+from worldsim.evaluation.compare import (count_parameters, final_loss, job_devices, paired_difference,
+                                         parameter_matched, psnr_beyond)
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
@@ -40,6 +43,9 @@ def test_compare_trains_five_models_and_writes_the_table(tmp_path, capsys):
     table = (out / "compare_retrieval.md").read_text()
     assert len([line for line in table.splitlines() if line.startswith("| ") and "model" not in line]) == 5
     assert "| lssvwm |" in table and "30.8" in table and (out / "compare_retrieval_metrics.png").is_file()
+    assert all(r["final_loss"] > 0 and r["psnr_beyond_window"] > 0 for r in rows)  # 4 frames, window 3
+    assert "lssvwm_minus" not in rows[0] and all(r["lssvwm_minus"]["episodes"] == 2 for r in rows[1:])
+    assert "PSNR beyond 3" in table and len(re.findall(r"\(\d/2\)", table)) == 4  # a paired cell per baseline
     assert "| full_attention |" in capsys.readouterr().out
 
     # run again: every model already has its checkpoint at step 2, so nothing is retrained
@@ -65,6 +71,19 @@ def test_compare_jobs_trains_side_by_side_like_one_at_a_time(tmp_path):
     for a, b in zip(rows["serial"], rows["parallel"]):
         assert a["parameters"] == b["parameters"]
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)
+
+
+def test_memory_columns_of_the_table(tmp_path):
+    per_frame = [[20.0, 18.0, 12.0, 10.0], [22.0, 14.0]]  # episodes of unequal length
+    assert psnr_beyond(per_frame, 1) == pytest.approx((18 + 12 + 10 + 14) / 4)
+    assert psnr_beyond(per_frame, 4) is None  # no frame past the window
+    d = paired_difference([13.0, 12.0, 15.0], [12.0, 12.5, 13.0])
+    assert d["mean"] == pytest.approx(2.5 / 3) and d["wins"] == 2 and d["episodes"] == 3
+    assert d["se"] == pytest.approx(np.std([1.0, -0.5, 2.0], ddof=1) / 3 ** 0.5)
+    assert paired_difference([1.0], [0.0])["se"] is None
+    assert final_loss(tmp_path) is None
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"diffusion": v}) + "\n" for v in (9, 9, 1, 2, 3, 4, 5)))
+    assert final_loss(tmp_path) == pytest.approx(3.0)
 
 
 def test_jobs_are_dealt_round_robin_over_several_gpus_only():

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from worldsim.checkpoint import load_model, resolve
@@ -99,16 +100,49 @@ def train(cfg: TrainConfig, run_dir: Path, steps: int, device: str) -> Path | No
     return resolve(run_dir) if trainer.step >= steps else None
 
 
-def table_markdown(rows: list[dict], task: str) -> str:
+def psnr_beyond(per_frame_psnr: list[list[float]], window: int) -> float | None:
+    """Mean PSNR of the frames generated more than `window` frames after the context: there the
+    sliding window sees no context frame, so what a model still gets right of it, it remembered."""
+    values = [v for episode in per_frame_psnr for v in episode[window:]]
+    return float(np.mean(values)) if values else None
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict:
+    """a - b over the same episodes: mean, its standard error, and in how many episodes a > b."""
+    d = np.asarray(a) - np.asarray(b)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else None  # one episode: no spread
+    return {"mean": float(d.mean()), "se": se, "wins": int((d > 0).sum()), "episodes": int(d.size)}
+
+
+def final_loss(run_dir: Path, rows: int = 5) -> float | None:
+    """Mean diffusion loss of the last `rows` logged training steps (the run's metrics.jsonl)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    logged = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return float(np.mean([r["diffusion"] for r in logged[-rows:]])) if logged else None
+
+
+def table_markdown(rows: list[dict], task: str, window: int) -> str:
     paper = PAPER_TABLE2[task]
     lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
+             f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
+             "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
              "LPIPS: n/a (" + LPIPS_UNAVAILABLE + ").", "",
-             "| model | params | train GFLOP/frame | SSIM ↑ | LPIPS ↓ | PSNR ↑ | paper SSIM | paper LPIPS | paper PSNR |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| model | params | train GFLOP/frame | final loss | SSIM ↑ | LPIPS ↓ | PSNR ↑ | PSNR beyond {window} ↑ | "
+             "LSSVWM - model, PSNR | paper SSIM | paper LPIPS | paper PSNR |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def num(x, spec):
+        return "n/a" if x is None else format(x, spec)
+
     for r in rows:
         ssim, lpips, psnr = paper[r["architecture"]]
+        d = r.get("lssvwm_minus")
+        vs = "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
         lines.append(f"| {r['architecture']} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
-                     f"{r['ssim']:.3f} | n/a | {r['psnr']:.2f} | {ssim:.3f} | {lpips:.3f} | {psnr:.1f} |")
+                     f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | n/a | {r['psnr']:.2f} | "
+                     f"{num(r['psnr_beyond_window'], '.2f')} | {vs} | {ssim:.3f} | {lpips:.3f} | {psnr:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +176,10 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
            "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
            "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
-           "train_seconds_this_run": train_seconds, "ssim": mean["ssim"], "lpips": None,
-           "psnr": mean["psnr"], "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
+           "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch),
+           "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
+           "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
+           "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
            "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
     print(f"compare: {arch}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
     return row, result["metrics"], path
@@ -184,13 +220,18 @@ def run_compare(args) -> int:
               "the same command resumes. No table written.", file=sys.stderr)
         return 130
     rows = [row for row, _, _ in results]
+    if "lssvwm" in architectures:
+        ours = rows[architectures.index("lssvwm")]["metrics"]["per_episode"]["psnr"]
+        for arch, row in zip(architectures, rows):
+            if arch != "lssvwm":
+                row["lssvwm_minus"] = paired_difference(ours, row["metrics"]["per_episode"]["psnr"])
     summaries = {arch: summary for arch, (_, summary, _) in zip(architectures, results)}
     checkpoints = {arch: path for arch, (_, _, path) in zip(architectures, results)}
 
     prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
                               "sliding_window": window, "context": context, "generate": generate})
-    table = table_markdown(rows, task)
+    table = table_markdown(rows, task, window)
     hashes = ", ".join(f"{k} {v['sha256'][:16]}" for k, v in prov["checkpoints"].items())
     (out / f"compare_{task}.md").write_text(f"{table}\nProvenance: `{prov['command']}` on {prov['device']}, "
                                     f"torch {prov['torch']}, {prov['date']}; checkpoint sha256: {hashes}\n")
