@@ -9,9 +9,9 @@ from worldsim.model import LSSVWM
 from worldsim.model.block_ssm import BlockSSM
 
 
-def initial_dt(block, steps_per_unit):
+def initial_dt(block, dt_init_steps):
     torch.manual_seed(0)
-    ssm = BlockSSM(32, block, grid=8, d_state=8, headdim=16, dt_steps_per_unit=steps_per_unit)
+    ssm = BlockSSM(32, block, grid=8, d_state=8, headdim=16, dt_init_steps=dt_init_steps)
     return F.softplus(ssm.dt_bias.detach())
 
 

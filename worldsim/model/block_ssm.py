@@ -27,7 +27,7 @@ from worldsim.ssm import ssd_scan, ssd_step
 class BlockSSM(nn.Module):
     def __init__(self, width: int, block: tuple[int, int], grid: int, d_state: int = 64, headdim: int = 32,
                  expand: int = 2, d_conv: int = 4, chunk_size: int = 64, backend: str = "auto",
-                 dt_steps_per_unit: int = 1):
+                 dt_init_steps: int = 1):
         super().__init__()
         self.block, self.grid = tuple(block), grid
         self.d_inner = expand * width
@@ -37,11 +37,10 @@ class BlockSSM(nn.Module):
         self.conv_dim = self.d_inner + 2 * d_state  # x, B, C go through the conv (one group)
         self.in_proj = nn.Linear(width, 2 * self.d_inner + 2 * d_state + self.nheads, bias=False)
         self.conv = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim)
-        # dt initialised log-uniform in [1e-3, 1e-1] (through softplus), A in [1, 16] -- as Mamba-2,
-        # per `dt_steps_per_unit` scan steps: with b_h*b_w (the block's steps per frame) the state's
-        # initial horizons are 1/(dt*A) ~ 0.6-1000 frames instead of 0.6-1000 tokens, which for an
-        # 8x8 block is 0.01-16 frames
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)) / dt_steps_per_unit
+        # dt initialised log-uniform in [1e-3, 1e-1] (through softplus), A in [1, 16] -- as Mamba-2 --
+        # shared by `dt_init_steps` scan steps: with b_h*b_w (the block's steps per frame) the initial
+        # horizons 1/(dt*A) are 0.6-1000 frames instead of 0.6-1000 tokens (0.01-16 frames for 8x8)
+        dt = torch.exp(torch.rand(self.nheads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)) / dt_init_steps
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
         self.D = nn.Parameter(torch.ones(self.nheads))
