@@ -9,7 +9,7 @@ embedding and a linear readout of the last frame's mean token, trained with Adam
 Mamba-2 can keep a state for as long as it learns to make dt small on distractors, but with its
 per-step dt init a block of 64 tokens per frame starts with horizons under a frame, so the
 gradient that would teach it fades across the distractors. The per-frame init
-(`ModelConfig.ssm_dt_init = "frame"`, BlockSSM's `dt_init_steps`) starts the same layer at horizons
+(`ModelConfig.ssm_dt_init = "frame"`, BlockSSM's `dt_init`) starts the same layer at horizons
 of 0.6-1000 frames. Accuracy on fresh sequences after training, per init, block size, sequence
 length and seed; chance is 1/K.
 """
@@ -29,10 +29,10 @@ GRID = 8  # tokens per frame side, as the shipped model's 8x8-token frames
 
 
 class RecallProbe(nn.Module):
-    def __init__(self, vocab: int, classes: int, width: int, block: tuple[int, int], dt_init_steps: int):
+    def __init__(self, vocab: int, classes: int, width: int, block: tuple[int, int], dt_init: str):
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
-        self.ssm = BlockSSM(width, block, GRID, d_state=16, headdim=16, chunk_size=64, dt_init_steps=dt_init_steps)
+        self.ssm = BlockSSM(width, block, GRID, d_state=16, headdim=16, chunk_size=64, dt_init=dt_init)
         self.readout = nn.Linear(width, classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -51,9 +51,7 @@ def sequences(batch: int, frames: int, classes: int, distractors: int, generator
 
 def run(block, frames, init, seed, args) -> float:
     torch.manual_seed(seed)
-    steps_per_frame = block[0] * block[1]
-    model = RecallProbe(args.classes + args.distractors, args.classes, args.width, block,
-                        steps_per_frame if init == "frame" else 1)
+    model = RecallProbe(args.classes + args.distractors, args.classes, args.width, block, init)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     data = torch.Generator().manual_seed(seed)
     for _ in range(args.steps):

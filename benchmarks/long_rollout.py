@@ -30,7 +30,7 @@ from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
-from worldsim.simulator import Simulator
+from worldsim.simulator import Simulator, add_sampling_arguments
 
 
 def frame_stats(frame: torch.Tensor) -> tuple[float, float, float]:
@@ -47,8 +47,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default="maze")
     p.add_argument("--frames", type=int, default=10_000)
     p.add_argument("--episode", type=int, default=0, help="held-out maze seed index (eval_seed)")
-    p.add_argument("--sampling-steps", type=int, default=None)
-    p.add_argument("--context-noise", type=float, default=None, help="noise level of committed frames (default: the checkpoint's)")
+    add_sampling_arguments(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/results/long_rollout")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from worldsim.checkpoint import load_model, resolve
-from worldsim.diffusion import to_model_space
+from worldsim.diffusion import prev_actions, to_model_space
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
@@ -87,11 +87,11 @@ def main() -> None:
     world = MazeWorld(args.envs, maze_size=maze["maze_size"], image_size=maze["image_size"])
     obs, acts = [world.reset(seeds=[eval_seed(i) for i in range(args.envs)])], []
     policy = ExplorePolicy(world)
-    for _ in range(args.frames - 1):
+    for _ in range(args.frames):
         acts.append(policy.act())
         obs.append(world.step(acts[-1])[0])
-    frames = to_model_space(torch.stack(obs, 1))  # [B, T, 3, H, W]
-    actions = torch.cat([torch.full((args.envs, 1), -1), torch.stack(acts, 1)], 1)  # frame 0: no action
+    frames = to_model_space(torch.stack(obs[:-1], 1))  # [B, T, 3, H, W]
+    actions = prev_actions(torch.stack(acts, 1))  # the action that produced each frame
 
     results = {name: head_horizons(m.float().eval(), frames, actions) for name, m in models.items()}
     print(f"SSM memory horizon tau (frames for the state to fall to 1/e), {args.envs} mazes x {args.frames} frames")

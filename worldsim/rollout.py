@@ -29,6 +29,7 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy
+from worldsim.simulator import add_sampling_arguments
 from worldsim.sources import MAZE_ID, SourceEnv, check_action
 from worldsim.video import mp4_writer
 
@@ -45,9 +46,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="episode and policy seed (default: 0)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint path or shipped name (default: maze)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
-    parser.add_argument("--context-noise", type=float, default=None,
-                        help="noise level generated frames are committed at (default: the checkpoint's)")
+    add_sampling_arguments(parser)
     parser.add_argument("--fps", type=int, default=None, help="video frame rate (default: the checkpoint's)")
     parser.add_argument("--scale", type=int, default=None, help="integer upscaling (default: to >= 256 pixels)")
 

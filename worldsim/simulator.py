@@ -40,6 +40,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5}
 
 
+def add_sampling_arguments(parser) -> None:
+    """The sampler options of every command that generates frames; None keeps the checkpoint's."""
+    parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    parser.add_argument("--context-noise", type=float, default=None,
+                        help="noise level generated frames are committed at (default: the checkpoint's)")
+
+
 @dataclass
 class SimulatorState:
     cache: InferenceCache

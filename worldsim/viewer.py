@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from worldsim.rollout import GAP, upscale, video_frame
+from worldsim.simulator import add_sampling_arguments
 from worldsim.sources import SourceEnv
 from worldsim.video import mp4_writer
 
@@ -43,9 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     parser.add_argument("--scale", type=int, default=None, help="window upscaling (default: frames to ~512 pixels)")
     parser.add_argument("--fps", type=int, default=None, help="frame-rate cap (default: the checkpoint's)")
-    parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
-    parser.add_argument("--context-noise", type=float, default=None,
-                        help="noise level generated frames are committed at (default: the checkpoint's)")
+    add_sampling_arguments(parser)
     parser.add_argument("--twin", action="store_true", help="show the true source env beside the model")
     parser.add_argument("--record-dir", default=".", help="where V writes its mp4s (default: .)")
     parser.add_argument("--max-frames", type=int, default=None, help="quit after N generated frames")

@@ -9,9 +9,9 @@ from worldsim.model import LSSVWM
 from worldsim.model.block_ssm import BlockSSM
 
 
-def initial_dt(block, dt_init_steps):
+def initial_dt(block, dt_init):
     torch.manual_seed(0)
-    ssm = BlockSSM(32, block, grid=8, d_state=8, headdim=16, dt_init_steps=dt_init_steps)
+    ssm = BlockSSM(32, block, grid=8, d_state=8, headdim=16, dt_init=dt_init)
     return F.softplus(ssm.dt_bias.detach())
 
 
@@ -20,8 +20,8 @@ def test_frame_dt_init_gives_each_frame_the_decay_mamba2_gives_each_step(block):
     # the state's decay per frame is exp(-sum over the block's b_h*b_w steps of dt*A): spreading
     # Mamba-2's per-step dt over those steps makes the per-frame decay Mamba-2's per-step one
     steps = block[0] * block[1]
-    per_step = initial_dt(block, 1)
-    per_frame = initial_dt(block, steps) * steps
+    per_step = initial_dt(block, "step")
+    per_frame = initial_dt(block, "frame") * steps
     torch.testing.assert_close(per_frame, per_step, rtol=1e-4, atol=0)
     assert per_step.min() >= 1e-3 * 0.999 and per_step.max() <= 0.1 * 1.001
 

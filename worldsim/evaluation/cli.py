@@ -27,7 +27,7 @@ from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import (DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
                                        maze_size, recall_scores, shard_clips)
-from worldsim.simulator import DTYPES, Simulator
+from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,8 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="next-frame: a shard directory of the user's env instead of the maze")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    p.add_argument("--sampling-steps", type=int, help="sampler steps (default: the checkpoint's)")
-    p.add_argument("--context-noise", type=float, help="noise level of committed frames (default: the checkpoint's)")
+    add_sampling_arguments(p)
     p.add_argument("--batch-size", type=int, default=16, help="episodes generated in parallel")
     p.add_argument("--weights", default="auto", choices=("auto", "ema", "model"))
     p.add_argument("--out", help="output directory (default: runs/eval-TASK)")

@@ -27,7 +27,7 @@ from worldsim.ssm import ssd_scan, ssd_step
 class BlockSSM(nn.Module):
     def __init__(self, width: int, block: tuple[int, int], grid: int, d_state: int = 64, headdim: int = 32,
                  expand: int = 2, d_conv: int = 4, chunk_size: int = 64, backend: str = "auto",
-                 dt_init_steps: int = 1):
+                 dt_init: str = "step"):
         super().__init__()
         self.block, self.grid = tuple(block), grid
         self.d_inner = expand * width
@@ -38,9 +38,13 @@ class BlockSSM(nn.Module):
         self.in_proj = nn.Linear(width, 2 * self.d_inner + 2 * d_state + self.nheads, bias=False)
         self.conv = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim)
         # dt initialised log-uniform in [1e-3, 1e-1] (through softplus), A in [1, 16] -- as Mamba-2 --
-        # shared by `dt_init_steps` scan steps: with b_h*b_w (the block's steps per frame) the initial
-        # horizons 1/(dt*A) are 0.6-1000 frames instead of 0.6-1000 tokens (0.01-16 frames for 8x8)
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)) / dt_init_steps
+        # per scan step ("step"), or per frame ("frame": shared by the block's b_h*b_w steps of a
+        # frame), so that the initial horizons 1/(dt*A) are 0.6-1000 frames instead of 0.6-1000
+        # tokens (0.01-16 frames for an 8x8 block)
+        if dt_init not in ("step", "frame"):
+            raise ValueError(f"dt_init must be 'step' or 'frame', got {dt_init!r}")
+        steps = self.block[0] * self.block[1] if dt_init == "frame" else 1
+        dt = torch.exp(torch.rand(self.nheads) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)) / steps
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
         self.D = nn.Parameter(torch.ones(self.nheads))

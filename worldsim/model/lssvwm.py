@@ -79,8 +79,7 @@ class Layer(nn.Module):
         D = cfg.width
         self.ssm = None if ssm_block is None else BlockSSM(
             D, ssm_block, cfg.grid, d_state=cfg.ssm_state, headdim=cfg.ssm_headdim, expand=cfg.ssm_expand,
-            d_conv=cfg.ssm_conv, chunk_size=cfg.ssm_chunk,
-            dt_init_steps=ssm_block[0] * ssm_block[1] if cfg.ssm_dt_init == "frame" else 1)
+            d_conv=cfg.ssm_conv, chunk_size=cfg.ssm_chunk, dt_init=cfg.ssm_dt_init)
         self.attn = FrameLocalAttention(D, cfg.attn_heads, cfg.attn_window) if cfg.attention else None
         hidden = int(cfg.mlp_ratio * D)
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
