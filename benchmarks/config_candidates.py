@@ -32,6 +32,7 @@ CANDIDATES = {
     "k = 5": dict(attn_window=5),
     "k = 20": dict(attn_window=20),
     "blocks whole / 4x4": dict(ssm_blocks=((8, 8), (4, 4)) * 4),
+    "blocks whole only": dict(ssm_blocks=((8, 8),) * 8),
     "depth 12": dict(depth=12, ssm_blocks=mixed_blocks(8, 12)),
     "width 384": dict(width=384, attn_heads=6),
     "4x4 patches (256 tokens)": dict(patch_size=4, ssm_blocks=mixed_blocks(16, 8)),

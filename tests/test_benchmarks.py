@@ -1,8 +1,11 @@
 """Benchmarks that compute a figure from the model are checked against a case worked by hand."""
 
 import importlib.util
+import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from worldsim.config import preset
@@ -35,3 +38,50 @@ def test_memory_horizon_is_frames_until_the_state_falls_to_one_over_e():
     for l in layers:  # per frame the state keeps exp(-steps * dt * A)
         expected = 1.0 / (l["scan_steps_per_frame"] * dt * A)
         torch.testing.assert_close(torch.tensor(l["tau_frames"]), torch.full((ssm.nheads,), expected), rtol=1e-4, atol=0)
+
+
+def compare_result(path: Path, rows: dict[str, list[list[float]]], episodes=(7, 8), window: int = 1) -> Path:
+    """A compare_retrieval.json as `worldsim eval --task compare` writes it, with the given
+    per-frame PSNRs (one list per episode) for each architecture."""
+    table = [{"architecture": arch, "parameters": 1e6, "train_flops_per_frame": 1e9, "ssim": 0.5,
+              "psnr": float(np.mean([v for e in frames for v in e])), "final_loss": 0.1,
+              "metrics": {"per_frame": {"psnr": frames}, "per_episode": {"psnr": [float(np.mean(e)) for e in frames]}}}
+             for arch, frames in rows.items()]
+    path.write_text(json.dumps({"task": "retrieval", "context": 4, "generate": None, "episodes": list(episodes),
+                                "provenance": {"config": {"sliding_window": window}}, "table": table}))
+    return path
+
+
+def test_compare_table_merges_rows_of_runs_that_scored_the_same_episodes(tmp_path):
+    table = load_benchmark("compare_table")
+    a = compare_result(tmp_path / "a.json", {"lssvwm": [[20.0, 14.0], [18.0, 12.0]]})
+    b = compare_result(tmp_path / "b.json", {"lssvwm": [[19.0, 13.0], [18.0, 11.0]], "full_attention": [[16.0, 16.0], [15.0, 15.0]]})
+    log = tmp_path / "full.jsonl"
+    log.write_text("".join(json.dumps({"diffusion": v}) + "\n" for v in (5, 1, 2, 3, 4, 5)))
+    specs = [table.parse_spec(s) for s in (f"{a}:lssvwm=ours, new", f"{b}:lssvwm=ours, old", f"{b}:full_attention")]
+    rows, shared = table.merged_rows(specs, {"full_attention": log})
+    assert [r["label"] for r in rows] == ["ours, new", "ours, old", "full_attention"]
+    assert shared["sliding_window"] == 1 and "lssvwm_minus" not in rows[0]
+    assert rows[1]["lssvwm_minus"]["mean"] == pytest.approx(((17 - 16) + (15 - 14.5)) / 2)
+    assert rows[2]["lssvwm_minus"]["mean"] == pytest.approx(((17 - 16) + (15 - 15)) / 2)
+    assert rows[2]["lssvwm_minus"]["wins"] == 1
+    assert rows[0]["psnr_beyond_window"] == pytest.approx(13.0)  # frames past the 1-frame window
+    assert rows[2]["final_loss"] == pytest.approx(3.0) and rows[0]["final_loss"] == 0.1
+    markdown = table.table_markdown(rows, shared["task"], shared["sliding_window"])
+    assert "| ours, old |" in markdown and "| full_attention |" in markdown
+
+
+def test_compare_table_refuses_rows_it_cannot_pair(tmp_path):
+    table = load_benchmark("compare_table")
+    a = compare_result(tmp_path / "a.json", {"lssvwm": [[20.0], [18.0]], "mamba2": [[19.0], [17.0]]})
+    other = compare_result(tmp_path / "c.json", {"mamba2": [[1.0], [2.0]]}, episodes=(7, 9))
+    with pytest.raises(ValueError, match="episodes"):
+        table.merged_rows([table.parse_spec(f"{a}:lssvwm"), table.parse_spec(f"{other}:mamba2")], {})
+    with pytest.raises(ValueError, match="must be an lssvwm row"):
+        table.merged_rows([table.parse_spec(f"{a}:mamba2"), table.parse_spec(f"{a}:lssvwm")], {})
+    with pytest.raises(ValueError, match="no 'full_attention' row"):
+        table.merged_rows([table.parse_spec(f"{a}:full_attention")], {})
+    with pytest.raises(ValueError, match="labels that are no row"):
+        table.merged_rows([table.parse_spec(f"{a}:lssvwm")], {"typo": tmp_path / "x.jsonl"})
+    with pytest.raises(ValueError, match="PATH:ARCHITECTURE"):
+        table.parse_spec("no-colon")

@@ -81,9 +81,9 @@ def test_memory_columns_of_the_table(tmp_path):
     assert d["mean"] == pytest.approx(2.5 / 3) and d["wins"] == 2 and d["episodes"] == 3
     assert d["se"] == pytest.approx(np.std([1.0, -0.5, 2.0], ddof=1) / 3 ** 0.5)
     assert paired_difference([1.0], [0.0])["se"] is None
-    assert final_loss(tmp_path) is None
+    assert final_loss(tmp_path / "metrics.jsonl") is None
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"diffusion": v}) + "\n" for v in (9, 9, 1, 2, 3, 4, 5)))
-    assert final_loss(tmp_path) == pytest.approx(3.0)
+    assert final_loss(tmp_path / "metrics.jsonl") == pytest.approx(3.0)
 
 
 def test_jobs_are_dealt_round_robin_over_several_gpus_only():

@@ -115,9 +115,9 @@ def paired_difference(a: list[float], b: list[float]) -> dict:
     return {"mean": float(d.mean()), "se": se, "wins": int((d > 0).sum()), "episodes": int(d.size)}
 
 
-def final_loss(run_dir: Path, rows: int = 5) -> float | None:
-    """Mean diffusion loss of the last `rows` logged training steps (the run's metrics.jsonl)."""
-    path = run_dir / "metrics.jsonl"
+def final_loss(path: Path, rows: int = 5) -> float | None:
+    """Mean diffusion loss of the last `rows` logged training steps of a training log (a run's
+    metrics.jsonl)."""
     if not path.is_file():
         return None
     logged = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -141,7 +141,7 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
         ssim, lpips, psnr = paper[r["architecture"]]
         d = r.get("lssvwm_minus")
         vs = "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
-        lines.append(f"| {r['architecture']} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
+        lines.append(f"| {r.get('label', r['architecture'])} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
                      f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | n/a | {r['psnr']:.2f} | "
                      f"{num(r['psnr_beyond_window'], '.2f')} | {vs} | {ssim:.3f} | {lpips:.3f} | {psnr:.1f} |")
     return "\n".join(lines) + "\n"
@@ -177,7 +177,7 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
            "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
            "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
-           "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch),
+           "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl"),
            "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
            "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
            "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),

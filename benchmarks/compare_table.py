@@ -1,0 +1,87 @@
+"""One comparison table from rows of several `worldsim eval --task compare` runs.
+
+    python benchmarks/compare_table.py RUN_A/compare_retrieval.json:lssvwm="LSSVWM (dt frame)" \\
+        RUN_B/compare_retrieval.json:sliding_attention --metrics "LSSVWM (dt frame)"=RUN_A/lssvwm/metrics.jsonl
+
+Device time comes in pieces, so the models of one comparison are often trained and evaluated in
+different runs. Their rows are comparable when the runs scored the same held-out episodes (seeds),
+with the same context and generated lengths and the same sliding window: this script checks that
+and refuses otherwise. The first row must be an LSSVWM row: the paired differences (over the same
+episodes) are taken against it. Each SPEC is `PATH:ARCHITECTURE[=LABEL]`; `--metrics LABEL=PATH`
+fills the final-loss column from a training log for rows whose run did not record it.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from worldsim.evaluation.compare import final_loss, paired_difference, psnr_beyond, table_markdown
+
+SAME_ACROSS_RUNS = ("task", "context", "generate", "episodes")
+
+
+def parse_spec(spec: str) -> tuple[Path, str, str]:
+    head, _, label = spec.partition("=")
+    path, sep, arch = head.rpartition(":")
+    if not sep or not path or not arch:
+        raise ValueError(f"row spec {spec!r}: expected PATH:ARCHITECTURE[=LABEL]")
+    return Path(path), arch, label or arch
+
+
+def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) -> tuple[list[dict], dict]:
+    """The chosen rows, each labelled, with the memory columns and the paired difference to the
+    first row recomputed; and the settings every run shares (task, lengths, episodes, window)."""
+    rows, shared = [], None
+    for path, arch, label in specs:
+        result = json.loads(path.read_text())
+        settings = {k: result[k] for k in SAME_ACROSS_RUNS}
+        settings["sliding_window"] = result["provenance"]["config"]["sliding_window"]
+        if shared is None:
+            shared, first = settings, path
+        for k, v in settings.items():
+            if v != shared[k]:
+                raise ValueError(f"{path}: {k} is {v!r}, but {first} has {shared[k]!r}: rows scored on "
+                                 "different episodes or settings cannot share a table")
+        found = [r for r in result["table"] if r["architecture"] == arch]
+        if not found:
+            raise ValueError(f"{path} has no {arch!r} row (it has {[r['architecture'] for r in result['table']]})")
+        row = dict(found[0], label=label)
+        row["psnr_beyond_window"] = psnr_beyond(row["metrics"]["per_frame"]["psnr"], shared["sliding_window"])
+        if label in metrics:
+            row["final_loss"] = final_loss(metrics[label])
+        row.setdefault("final_loss", None)
+        rows.append(row)
+    if rows[0]["architecture"] != "lssvwm":
+        raise ValueError(f"the first row is the reference of the paired differences and must be an lssvwm row, "
+                         f"not {rows[0]['architecture']!r}")
+    unknown = set(metrics) - {r["label"] for r in rows}
+    if unknown:
+        raise ValueError(f"--metrics for labels that are no row: {sorted(unknown)}")
+    reference = rows[0]["metrics"]["per_episode"]["psnr"]
+    for row in rows[1:]:
+        row["lssvwm_minus"] = paired_difference(reference, row["metrics"]["per_episode"]["psnr"])
+    return rows, shared
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("rows", nargs="+", metavar="PATH:ARCHITECTURE[=LABEL]")
+    p.add_argument("--metrics", action="append", default=[], metavar="LABEL=PATH",
+                   help="training log (metrics.jsonl) of a row, for its final-loss column")
+    p.add_argument("--out", help="also write the table here (markdown)")
+    args = p.parse_args()
+    metrics = {}
+    for item in args.metrics:
+        label, sep, path = item.rpartition("=")
+        if not sep or not label:
+            raise SystemExit(f"--metrics {item!r}: expected LABEL=PATH")
+        metrics[label] = Path(path)
+    rows, shared = merged_rows([parse_spec(s) for s in args.rows], metrics)
+    table = table_markdown(rows, shared["task"], shared["sliding_window"])
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\nRows: " + ", ".join(args.rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
