@@ -56,7 +56,8 @@ def main() -> None:
 
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, "float32")
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, "float32",
+                                   args.commit_in_sampler)
     world = MazeWorld(1, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])

@@ -49,3 +49,67 @@ def test_context_prefilled_in_segments_is_the_memory_of_one_pass(tiny_checkpoint
         for name, x in caches[0].items():
             torch.testing.assert_close(other[name], x, rtol=1e-4, atol=1e-5, msg=name)
     assert any(x.abs().sum() > 0 for name, x in caches[0].items() if name != "t")  # the memory is not empty
+
+
+def count_passes(model):
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    return calls, handle
+
+
+@pytest.mark.parametrize("steps, saves_a_pass", [(2, True), (4, True), (3, False)])
+def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, saves_a_pass):
+    """The sampler's frame is the same either way; with commit_in_sampler the memory is that of the
+    sampler's pass at the context-noise level (tau 0.5 is a sampler level for 2 and 4 steps, not
+    for 3, which then commits by a separate pass as usual)."""
+    model, config = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
+    actions = torch.randint(0, 6, (2, 4), generator=g)
+    sims, passes = [], []
+    for commit_in_sampler in (False, True):
+        sim = Simulator.for_checkpoint(model, config, steps, 0.5, device="cpu", commit_in_sampler=commit_in_sampler)
+        sim.reset(context, actions, seeds=[3, 4])
+        calls, handle = count_passes(sim.model)
+        frames, reward, _ = sim.step(torch.tensor([1, 2]))
+        handle.remove()
+        sims.append((frames, reward, sim.cache.state_dict()))
+        passes.append(len(calls))
+    assert passes == ([steps + 1, steps] if saves_a_pass else [steps + 1] * 2)
+    torch.testing.assert_close(sims[1][0], sims[0][0], rtol=0, atol=0)  # the same generated frames
+    differs = any(not torch.equal(sims[0][2][k], sims[1][2][k]) for k in sims[0][2] if k != "t")
+    assert differs == saves_a_pass  # without a pass at the level, nothing changes at all
+
+
+def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tiny_checkpoint, one_thread):
+    """With 2 steps the second pass sees the first pass's estimate noised to 0.5 with the initial
+    noise (at tau = 1 the DDIM noise estimate is that noise): committing that frame by a separate
+    pass gives the same memory."""
+    from worldsim.diffusion import add_noise, alpha_sigma, sample_next_frame
+
+    model, _ = load_model(tiny_checkpoint)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    cache = model(torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1, torch.zeros(2, 3),
+                  torch.randint(0, 6, (2, 3), generator=g), update_cache=True).cache
+    noise = torch.randn(2, 3, 16, 16, generator=g)
+    action = torch.tensor([0, 5])
+    with torch.no_grad():
+        _, _, _, fast = sample_next_frame(model, cache, action, noise, 2, 0.5, commit_in_sampler=True)
+        z = noise[:, None]
+        v = model(z, torch.ones(2, 1), action[:, None], cache=cache).prediction
+        a, s = alpha_sigma(torch.ones(2, 1, 1, 1, 1))
+        first_estimate = (a * z - s * v).clamp(-1, 1)
+        level = torch.full((2, 1), 0.5)
+        by_hand = model(add_noise(first_estimate, level, z), level, action[:, None], cache=cache,
+                        update_cache=True).cache
+    for name, x in by_hand.state_dict().items():
+        torch.testing.assert_close(fast.state_dict()[name], x, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_commit_in_sampler_comes_from_the_checkpoint_unless_overridden(tiny_checkpoint):
+    model, config = load_model(tiny_checkpoint)
+    assert Simulator.for_checkpoint(model, config, device="cpu").commit_in_sampler is False  # the default
+    shipped = {**config, "sampling": {**config["sampling"], "commit_in_sampler": True}}
+    assert Simulator.for_checkpoint(model, shipped, device="cpu").commit_in_sampler is True
+    assert Simulator.for_checkpoint(model, shipped, device="cpu", commit_in_sampler=False).commit_in_sampler is False

@@ -94,28 +94,41 @@ def prev_actions(actions: Tensor, first_action=None) -> Tensor:
 
 @torch.no_grad()
 def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,
-                      context_noise: float = 0.0, commit_noise: Tensor | None = None):
+                      context_noise: float = 0.0, commit_noise: Tensor | None = None,
+                      commit_in_sampler: bool = False):
     """Generate one frame per batch element after the frames in `cache`.
 
     action: [B] (or [B, A]) the action that produces the new frame; noise: [B, C, H, W] initial
     noise (the sampler is deterministic given it); steps: DDIM steps (read-only cache passes).
-    The clean result is then committed at noise level `context_noise` (with `commit_noise`).
+    The clean result is then committed at noise level `context_noise` (with `commit_noise`), by
+    one more model pass. With `commit_in_sampler`, when a sampler pass runs at that very level
+    (2 steps and context noise 0.5: the second pass), that pass commits instead and the extra
+    pass is saved. Its input is the sampler's estimate at that level -- with 2 steps the first
+    pass's estimate noised with the initial noise, since at tau = 1 the DDIM noise estimate is
+    the initial noise itself -- so the memory holds a frame at the noise level of training's
+    context frames, as estimated before the last pass.
     Returns (frame [B, C, H, W] in [-1, 1], reward [B], termination logit [B], new cache).
     """
     B = noise.shape[0]
     act = action[:, None]
     z = noise[:, None]  # [B, 1, C, H, W]
     taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
-    x0 = z
+    at_level = [i for i in range(steps) if abs(float(taus[i]) - context_noise) < 1e-6]
+    commit_pass = at_level[0] if commit_in_sampler and at_level else None
+    x0, out = z, None
     for i in range(steps):
         tau = taus[i].expand(B, 1)
-        v = model(z, tau, act, cache=cache).prediction
+        step_out = model(z, tau, act, cache=cache, update_cache=i == commit_pass)
+        if i == commit_pass:
+            out = step_out
+        v = step_out.prediction
         a, s = alpha_sigma(tau[..., None, None, None])
         x0 = (a * z - s * v).clamp(-1, 1)
         eps = s * z + a * v
         a2, s2 = alpha_sigma(taus[i + 1])
         z = a2 * x0 + s2 * eps
-    level = torch.full((B, 1), context_noise, device=noise.device)
-    committed = x0 if context_noise == 0 else add_noise(x0, level, commit_noise[:, None])
-    out = model(committed, level, act, cache=cache, update_cache=True)
+    if out is None:
+        level = torch.full((B, 1), context_noise, device=noise.device)
+        committed = x0 if context_noise == 0 else add_noise(x0, level, commit_noise[:, None])
+        out = model(committed, level, act, cache=cache, update_cache=True)
     return x0[:, 0], out.reward[:, 0], out.termination[:, 0], out.cache

@@ -55,7 +55,7 @@ def run(args) -> int:
     try:
         stats = rollout(args.checkpoint, args.steps, args.policy, args.out, twin=args.twin, seed=args.seed,
                         device=args.device, sampling_steps=args.sampling_steps, context_noise=args.context_noise,
-                        fps=args.fps, scale=args.scale)
+                        commit_in_sampler=args.commit_in_sampler, fps=args.fps, scale=args.scale)
     except (ValueError, OSError) as e:  # CheckpointError is a ValueError
         print(f"worldsim rollout: error: {e}", file=sys.stderr)
         return 2
@@ -66,11 +66,11 @@ def run(args) -> int:
 
 def rollout(checkpoint, steps: int | None, policy: str, out, *, twin: bool = False, seed: int = 0,
             device: str = "auto", sampling_steps: int | None = None, context_noise: float | None = None,
-            fps: int | None = None, scale: int | None = None, progress: bool = True) -> dict:
+            commit_in_sampler: bool | None = None, fps: int | None = None, scale: int | None = None, progress: bool = True) -> dict:
     """Generate `steps` frames with `policy` and write them to the mp4 `out`. Returns statistics."""
     # unwrapped: no TimeLimit, a rollout runs for --steps frames (episodes end only by termination)
     env = gym.make("LSSVWM-v0", checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
-                   context_noise=context_noise).unwrapped
+                   context_noise=context_noise, commit_in_sampler=commit_in_sampler).unwrapped
     try:
         return _rollout(env, steps, policy, Path(out), twin, seed, fps, scale, progress)
     finally:

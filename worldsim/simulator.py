@@ -5,7 +5,9 @@ noise generator per batch element:
 
     sim.reset(frames, actions, seeds)   prefill the memory from real context frames, one parallel pass
     sim.step(actions)                   denoise the next frame in `sampling_steps` read-only passes,
-                                        then one pass commits it to the memory
+                                        then one pass commits it to the memory (with
+                                        `commit_in_sampler`, the sampler's pass at the
+                                        context-noise level commits it: one pass fewer)
     sim.get_state() / sim.set_state()   copy the whole simulator state (branching, planning)
 
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
@@ -14,6 +16,7 @@ generates the same frames as N single simulators given the same seeds and action
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 
@@ -37,7 +40,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # What a checkpoint samples with when its config.json sets nothing else (new training runs write
 # these). Context noise 0.5: committing generated frames half-noised kept the maze model's
 # rollouts from collapsing and scored best on retrieval among 0.02-1.0 (BENCHMARKS.md, "Context noise").
-DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5}
+DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5, "commit_in_sampler": False}
 
 
 def add_sampling_arguments(parser) -> None:
@@ -45,6 +48,9 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
     parser.add_argument("--context-noise", type=float, default=None,
                         help="noise level generated frames are committed at (default: the checkpoint's)")
+    parser.add_argument("--commit-in-sampler", action=argparse.BooleanOptionalAction, default=None,
+                        help="commit each frame from the sampler's pass at the context-noise level, saving a "
+                             "model pass per frame (default: the checkpoint's)")
 
 
 @dataclass
@@ -69,7 +75,8 @@ class Simulator:
 
     def __init__(self, model: LSSVWM, sampling_steps: int = DEFAULT_SAMPLING["steps"],
                  context_noise: float = DEFAULT_SAMPLING["context_noise"],
-                 device="auto", dtype: str | torch.dtype = "float32"):
+                 device="auto", dtype: str | torch.dtype = "float32",
+                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"]):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
         if isinstance(dtype, str) and dtype not in DTYPES:
@@ -82,6 +89,7 @@ class Simulator:
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
+        self.commit_in_sampler = commit_in_sampler
         self.cache: InferenceCache | None = None
         self.frames: Tensor | None = None
         self.generators: list[torch.Generator] = []
@@ -89,13 +97,15 @@ class Simulator:
 
     @classmethod
     def for_checkpoint(cls, model: LSSVWM, config: dict, sampling_steps: int | None = None,
-                       context_noise: float | None = None, device="auto", dtype="float32") -> "Simulator":
+                       context_noise: float | None = None, device="auto", dtype="float32",
+                       commit_in_sampler: bool | None = None) -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
         its config.json ships, except those given here (None = the checkpoint's)."""
         sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
         return cls(model, sampling["steps"] if sampling_steps is None else sampling_steps,
                    sampling["context_noise"] if context_noise is None else context_noise,
-                   device=device, dtype=dtype)
+                   device=device, dtype=dtype,
+                   commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler)
 
     @property
     def batch_size(self) -> int:
@@ -191,7 +201,8 @@ class Simulator:
         noise, commit_noise = self._noise(2)
         with self._autocast():
             x0, reward, term, self.cache = sample_next_frame(self.model, self.cache, actions, noise,
-                                                             self.sampling_steps, self.context_noise, commit_noise)
+                                                             self.sampling_steps, self.context_noise, commit_noise,
+                                                             self.commit_in_sampler)
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()

@@ -214,7 +214,8 @@ class Window:
 def run(args) -> int:
     try:  # no TimeLimit (unwrapped): play as long as you like
         env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device,
-                       sampling_steps=args.sampling_steps, context_noise=args.context_noise).unwrapped
+                       sampling_steps=args.sampling_steps, context_noise=args.context_noise,
+                       commit_in_sampler=args.commit_in_sampler).unwrapped
         keys = env.get_keys_to_action()
     except ValueError as e:  # CheckpointError is a ValueError; so is a source env without a key map
         print(f"worldsim play: error: {e}", file=sys.stderr)

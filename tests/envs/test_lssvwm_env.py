@@ -156,6 +156,15 @@ def test_bfloat16_runs_under_autocast(make):
     assert env.simulator.model.pos.dtype == torch.float32  # weights stay float32
 
 
+def test_sampler_settings_reach_the_simulator(make):
+    env = make(sampling_steps=3, context_noise=0.25, commit_in_sampler=True)
+    sim = env.unwrapped.simulator
+    assert (sim.sampling_steps, sim.context_noise, sim.commit_in_sampler) == (3, 0.25, True)
+    env.reset(seed=0)
+    assert env.step(1)[0].shape == env.observation_space.shape
+    env.close()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "float64"}, "dtype must be one of"),
     ({"sampling_steps": 0}, "sampling_steps must be >= 1"),

@@ -44,6 +44,12 @@ def test_eval_writes_metrics_per_distance_with_provenance(tmp_path, tiny_checkpo
     assert prov["checkpoints"]["model"]["sha256"] == checkpoint_sha256(tiny_checkpoint)
     assert prov["command"].startswith("worldsim eval") and f"--task {task}" in prov["command"]
     assert prov["config"]["model"]["image_size"] == 16
+    assert prov["config"]["sampling"] == {"steps": 1, "context_noise": 0.02, "commit_in_sampler": False}
+
+
+def test_eval_takes_the_sampler_commit_flag(tmp_path, tiny_checkpoint):
+    r = run_eval(tmp_path, tiny_checkpoint, "retrieval", "--context", "6", "--generate", "2", "--commit-in-sampler")
+    assert r["provenance"]["config"]["sampling"]["commit_in_sampler"] is True
 
 
 def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):

@@ -70,7 +70,8 @@ def run(args) -> int:
 
 def run_task(args) -> int:
     model, config = load_model(args.checkpoint, weights=args.weights)
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype)
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype,
+                                   args.commit_in_sampler)
     context, generate = lengths(args.task, args.context, args.generate)
     if args.data:
         if args.task != "next-frame":
@@ -86,7 +87,8 @@ def run_task(args) -> int:
         result["recall"] = recall_scores(episodes, rollouts)
 
     out = Path(args.out or f"runs/eval-{args.task}")
-    sampling = {"steps": sim.sampling_steps, "context_noise": sim.context_noise}
+    sampling = {"steps": sim.sampling_steps, "context_noise": sim.context_noise,
+                "commit_in_sampler": sim.commit_in_sampler}
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
                       config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,

@@ -171,7 +171,8 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     if path is None:  # stopped early: a part-trained model must not enter the table
         return None
     model, config = load_model(path, weights=args.weights)
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype)
+    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype,
+                                   args.commit_in_sampler)
     result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
     mean = result["metrics"]["mean"]
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
