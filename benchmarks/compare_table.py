@@ -34,6 +34,9 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
     rows, shared = [], None
     for path, arch, label in specs:
         result = json.loads(path.read_text())
+        missing = [k for k in (*SAME_ACROSS_RUNS, "table", "provenance") if k not in result]
+        if missing:
+            raise ValueError(f"{path} is not a compare result (no {', '.join(missing)})")
         settings = {k: result[k] for k in SAME_ACROSS_RUNS}
         settings["sliding_window"] = result["provenance"]["config"]["sliding_window"]
         if shared is None:
@@ -48,6 +51,8 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
         row = dict(found[0], label=label)
         row["psnr_beyond_window"] = psnr_beyond(row["metrics"]["per_frame"]["psnr"], shared["sliding_window"])
         if label in metrics:
+            if not metrics[label].is_file():
+                raise ValueError(f"--metrics {label}: no training log at {metrics[label]}")
             row["final_loss"] = final_loss(metrics[label])
         row.setdefault("final_loss", None)
         rows.append(row)

@@ -83,5 +83,10 @@ def test_compare_table_refuses_rows_it_cannot_pair(tmp_path):
         table.merged_rows([table.parse_spec(f"{a}:full_attention")], {})
     with pytest.raises(ValueError, match="labels that are no row"):
         table.merged_rows([table.parse_spec(f"{a}:lssvwm")], {"typo": tmp_path / "x.jsonl"})
+    with pytest.raises(ValueError, match="no training log"):
+        table.merged_rows([table.parse_spec(f"{a}:lssvwm")], {"lssvwm": tmp_path / "x.jsonl"})
+    (tmp_path / "other.json").write_text(json.dumps({"task": "retrieval"}))
+    with pytest.raises(ValueError, match="not a compare result"):
+        table.merged_rows([table.parse_spec(f"{tmp_path / 'other.json'}:lssvwm")], {})
     with pytest.raises(ValueError, match="PATH:ARCHITECTURE"):
         table.parse_spec("no-colon")
