@@ -8,8 +8,9 @@ Keys (for the maze; other checkpoints use their source env's own key map):
     (no key)          noop: the world keeps being generated, the agent stands still
     Space pause       R reset (new episode)   V start/stop recording an mp4
     [ / ]             fewer / more sampler steps (faster / finer)          Esc quit
+    C                 commit each frame from the sampler's pass (one model pass fewer) / by a pass of its own
 
-The HUD shows the generation rate, the frame index, the sampler steps and the simulator's memory
+The HUD shows the generation rate, the frame index, the sampler settings and the simulator's memory
 (fixed for LSSVWM: it does not grow with the frame index). `--twin` runs the true source env on
 the same actions beside the model (when the checkpoint's source env can be made).
 
@@ -34,7 +35,7 @@ from worldsim.simulator import add_sampling_arguments
 from worldsim.sources import SourceEnv
 from worldsim.video import mp4_writer
 
-COMMANDS = ("pause", "reset", "record", "fewer_steps", "more_steps", "quit")
+COMMANDS = ("pause", "reset", "record", "fewer_steps", "more_steps", "commit_mode", "quit")
 HUD_LINES = 3
 
 
@@ -105,6 +106,9 @@ class Game:
             self.stop_recording() if self.writer is not None else self.start_recording()
         elif name in ("fewer_steps", "more_steps"):
             self.sim_env.sampling_steps = max(1, self.sim_env.sampling_steps + (1 if name == "more_steps" else -1))
+        elif name == "commit_mode":
+            sim = self.sim_env.simulator
+            sim.commit_in_sampler = not sim.commit_in_sampler
         elif name == "quit":
             self.running = False
         else:
@@ -135,7 +139,8 @@ class Game:
         env = self.sim_env
         state = "PAUSED" if self.paused else ("REC " + self.recording_path.name if self.writer is not None else "")
         return [f"{self.fps:5.1f} frames/s   frame {env.frame_index}   reward {self.reward:+.2f}",
-                f"sampler steps {env.sampling_steps}   memory {env.memory_bytes() / 2**20:.2f} MiB   {state}",
+                f"sampler steps {env.sampling_steps}   commit {'in sampler' if env.simulator.commit_in_sampler else 'own pass'}   "
+                f"memory {env.memory_bytes() / 2**20:.2f} MiB   {state}",
                 "model | true env" if self.twin is not None else "model"]
 
     def view(self) -> np.ndarray:
@@ -158,6 +163,7 @@ class Window:
         self.relevant_keys = {k for combo in keys_to_action for k in combo}
         self.command_keys = {pygame.K_SPACE: "pause", pygame.K_r: "reset", pygame.K_v: "record",
                              pygame.K_LEFTBRACKET: "fewer_steps", pygame.K_RIGHTBRACKET: "more_steps",
+                             pygame.K_c: "commit_mode",
                              pygame.K_ESCAPE: "quit"}
         pygame.display.init()
         pygame.font.init()
