@@ -77,12 +77,18 @@ class FrameLocalAttention(nn.Module):
             e = min(T, s + self.query_chunk)
             # keys this chunk can see: the cached frames, then new frames up to the chunk's end
             lo = past + (0 if self.window is None else max(0, s - self.window))
-            keys = torch.cat([torch.arange(past, device=x.device), torch.arange(lo, past + e, device=x.device)])
+            if lo == past:  # one contiguous run (always so in a generation step): a view, no gather
+                keys = slice(0, past + e)
+            else:
+                keys = torch.cat([torch.arange(past, device=x.device), torch.arange(lo, past + e, device=x.device)])
             dt = time[:, s:e, None] - time_all[:, None, keys]  # [B, Tq, Tk] frame distance
             allowed = (time_all[:, None, keys] >= 0) & (dt >= 0)
             if self.window is not None:
                 allowed &= dt <= self.window
-            mask = allowed.repeat_interleave(N, 1).repeat_interleave(N, 2)[:, None]  # [B, 1, Tq*N, Tk*N]
+            # [B, 1, Tq*N, Tk*N]; one query frame (a generation step) broadcasts one row over its tokens
+            mask = allowed.repeat_interleave(N, 2)[:, None]
+            if e - s > 1:
+                mask = mask.repeat_interleave(N, 2)
             qc = rearrange(q[:, s:e], "b t n h d -> b h (t n) d")
             kc = rearrange(k_all[:, keys], "b t n h d -> b h (t n) d")
             vc = rearrange(v_all[:, keys], "b t n h d -> b h (t n) d")
