@@ -113,8 +113,9 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
     act = action[:, None]
     z = noise[:, None]  # [B, 1, C, H, W]
     taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
-    at_level = [i for i in range(steps) if abs(float(taus[i]) - context_noise) < 1e-6]
-    commit_pass = at_level[0] if commit_in_sampler and at_level else None
+    # pass i runs at tau = 1 - i / steps: found from Python floats, no read of a device tensor per frame
+    at_level = [i for i in range(steps) if abs(1 - i / steps - context_noise) < 1e-6] if commit_in_sampler else []
+    commit_pass = at_level[0] if at_level else None
     x0, out = z, None
     for i in range(steps):
         tau = taus[i].expand(B, 1)
