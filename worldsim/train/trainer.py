@@ -137,15 +137,16 @@ class Trainer:
         The model config may differ where the parameters do not (another SSM block layout or attention
         window): the same tensors then start a model that scans or attends differently."""
         theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
+        weights = theirs.state_dict()
         mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-        shapes = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+        shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != mine:
             diff = sorted(k for k in set(mine) | set(shapes) if mine.get(k) != shapes.get(k))
             raise ValueError(f"init_from {config['path']}: its parameters differ from this run's model "
                              f"({len(diff)} tensors, e.g. {diff[:3]}: {[shapes.get(k) for k in diff[:3]]} vs "
                              f"{[mine.get(k) for k in diff[:3]]})")
-        self.model.load_state_dict(theirs.state_dict())
-        self.ema.load_state_dict(theirs.state_dict())
+        self.model.load_state_dict(weights)
+        self.ema.load_state_dict(weights)
 
     def resume(self, run_dir: str | Path) -> None:
         path = resolve(run_dir)
