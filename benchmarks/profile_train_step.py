@@ -1,6 +1,8 @@
 """Where a training step's time goes: data generation vs model fwd/bwd, with torch.profiler.
 
-    python benchmarks/profile_train_step.py [--config small] [--steps 10] [--device cuda]
+    python benchmarks/profile_train_step.py [--config small] [--steps 10] [--device cuda] [--at-step N] [--compile]
+
+--at-step profiles the schedule's window and batch at that step (e.g. a config's 256-frame stage).
 """
 
 import argparse
@@ -19,13 +21,19 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="/tmp/profile_run")
+    p.add_argument("--at-step", type=int, default=0)
+    p.add_argument("--compile", action="store_true")
     a = p.parse_args()
-    trainer = Trainer(load_train_config(a.config), a.out, device=a.device)
+    trainer = Trainer(load_train_config(a.config), a.out, device=a.device, compile=a.compile, show_progress=False)
+    trainer.step = a.at_step
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    window, batch = trainer.cfg.window_at(0), trainer.cfg.batch_at(0)
+    window, batch = trainer.cfg.window_at(a.at_step), trainer.cfg.batch_at(a.at_step)
+    t = time.perf_counter()
     for _ in range(3):
         trainer.train_step()
+        trainer.step = a.at_step
     sync()
+    print(f"warm-up: 3 steps in {time.perf_counter() - t:.1f} s (window {window}, batch {batch})", flush=True)
     t = time.perf_counter()
     for _ in range(a.steps):
         trainer.source.next(window, batch)
@@ -36,6 +44,7 @@ def main():
     t = time.perf_counter()
     for _ in range(a.steps):
         trainer.train_step()
+        trainer.step = a.at_step
     sync()
     step_s = (time.perf_counter() - t) / a.steps
     print(f"data {data_s * 1000:.1f} ms/batch, train step (fixed batch) {step_s * 1000:.1f} ms, "
@@ -44,6 +53,7 @@ def main():
     with profile(activities=acts) as prof:
         for _ in range(3):
             trainer.train_step()
+            trainer.step = a.at_step
         sync()
     key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))

@@ -140,7 +140,7 @@ class EnvState:
 
     @property
     def frame_index(self) -> int:
-        return int(self.simulator.cache.t[0])
+        return int(self.simulator.frame_index[0])
 
 
 class LSSVWMEnv(gym.Env):

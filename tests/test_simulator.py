@@ -57,11 +57,38 @@ def count_passes(model):
     return calls, handle
 
 
+def test_a_frame_is_committed_by_the_next_frames_first_pass(tiny_checkpoint, one_thread):
+    """The fused engine: each step's first pass also commits the previous frame, so N steps of 2
+    sampler steps make 2N passes, and the frames and memory are those of committing every frame by
+    a pass of its own (reading `sim.cache` forces that commit)."""
+    model, config = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
+    actions = torch.randint(0, 6, (6, 2), generator=g)
+    runs = []
+    for commit_alone in (False, True):
+        sim = Simulator.for_checkpoint(model, config, 2, 0.5, device="cpu")
+        sim.reset(context, actions[:4].T, seeds=[3, 4])
+        calls, handle = count_passes(sim.model)
+        frames = []
+        for a in actions:
+            frames.append(sim.step(a)[0])
+            assert sim.frame_index.tolist() == [5 + len(frames)] * 2  # the pending frame counts
+            if commit_alone:
+                sim.cache  # noqa: B018 -- reading the memory commits the pending frame by its own pass
+        handle.remove()
+        runs.append((torch.stack(frames), sim.cache.state_dict(), len(calls)))
+    assert runs[0][2] == 2 * len(actions) and runs[1][2] == 3 * len(actions)
+    torch.testing.assert_close(runs[0][0].float(), runs[1][0].float(), rtol=0, atol=1)  # uint8: rounding only
+    for name, x in runs[1][1].items():
+        torch.testing.assert_close(runs[0][1][name], x, rtol=1e-4, atol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("steps, saves_a_pass", [(2, True), (4, True), (3, False)])
 def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, saves_a_pass):
     """The sampler's frame is the same either way; with commit_in_sampler the memory is that of the
     sampler's pass at the context-noise level (tau 0.5 is a sampler level for 2 and 4 steps, not
-    for 3, which then commits by a separate pass as usual)."""
+    for 3, which then commits by the next step's first pass as usual)."""
     model, config = load_model(tiny_checkpoint)
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
@@ -70,12 +97,13 @@ def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_chec
     for commit_in_sampler in (False, True):
         sim = Simulator.for_checkpoint(model, config, steps, 0.5, device="cpu", commit_in_sampler=commit_in_sampler)
         sim.reset(context, actions, seeds=[3, 4])
-        calls, handle = count_passes(sim.model)
         frames, reward, _ = sim.step(torch.tensor([1, 2]))
+        calls, handle = count_passes(sim.model)
+        memory = sim.cache.state_dict()  # commits the frame by a pass of its own unless it is in
         handle.remove()
-        sims.append((frames, reward, sim.cache.state_dict()))
+        sims.append((frames, reward, memory))
         passes.append(len(calls))
-    assert passes == ([steps + 1, steps] if saves_a_pass else [steps + 1] * 2)
+    assert passes == ([1, 0] if saves_a_pass else [1, 1])
     torch.testing.assert_close(sims[1][0], sims[0][0], rtol=0, atol=0)  # the same generated frames
     differs = any(not torch.equal(sims[0][2][k], sims[1][2][k]) for k in sims[0][2] if k != "t")
     assert differs == saves_a_pass  # without a pass at the level, nothing changes at all
@@ -95,7 +123,8 @@ def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tin
     noise = torch.randn(2, 3, 16, 16, generator=g)
     action = torch.tensor([0, 5])
     with torch.no_grad():
-        _, _, _, fast = sample_next_frame(model, cache, action, noise, 2, 0.5, commit_in_sampler=True)
+        _, _, _, fast, pending = sample_next_frame(model, cache, action, noise, 2, 0.5, commit_in_sampler=True)
+        assert pending is None
         z = noise[:, None]
         v = model(z, torch.ones(2, 1), action[:, None], cache=cache).prediction
         a, s = alpha_sigma(torch.ones(2, 1, 1, 1, 1))

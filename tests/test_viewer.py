@@ -42,7 +42,7 @@ def test_game_steps_pauses_resets_and_turns_the_sampler_knob(game):
     assert game.sim_env.frame_index == 2  # a new episode, then one step
     assert game.view().shape == (16, 16 + 2 + 16, 3)  # model | gap | true env
     hud = "\n".join(game.hud())
-    assert "frame 2" in hud and "sampler steps 1" in hud and "commit own pass" in hud and "MiB" in hud
+    assert "frame 2" in hud and "sampler steps 1" in hud and "commit with next frame" in hud and "MiB" in hud
     game.command("commit_mode")
     assert game.sim_env.simulator.commit_in_sampler and "commit in sampler" in "\n".join(game.hud())
     game.tick(1)

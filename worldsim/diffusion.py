@@ -11,7 +11,8 @@ than half the window (tau = 0) and the loss covers only the noised frames after 
 
 Sampling: DDIM, deterministic given the initial noise, from tau = 1 to 0 in a few steps, each
 step a read-only pass over the cache. The finished frame is then committed to the cache at a
-small noise level (context stabilization, as DFoT), which keeps long rollouts from drifting.
+context-noise level (context stabilization, as DFoT), which keeps long rollouts from drifting;
+that commit rides in the next frame's first pass.
 """
 
 from __future__ import annotations
@@ -92,22 +93,43 @@ def prev_actions(actions: Tensor, first_action=None) -> Tensor:
     return torch.cat([none, actions[:, :-1]], dim=1)
 
 
+@dataclass
+class PendingCommit:
+    """A generated frame not yet in the memory: its commit pass is deferred so that the next frame's
+    first sampler pass runs it too (one pass over two frames instead of two passes over one);
+    `commit` runs it alone when the memory is needed before that."""
+    frame: Tensor  # [B, 1, C, H, W] the model input: the frame noised to `level`
+    level: Tensor  # [B, 1]
+    action: Tensor  # [B, 1] (or [B, 1, A]) the action that produced it
+
+    def commit(self, model: LSSVWM, cache: InferenceCache) -> InferenceCache:
+        return model(self.frame, self.level, self.action, cache=cache, update_cache=True).cache
+
+    def map(self, fn) -> "PendingCommit":
+        return PendingCommit(fn(self.frame), fn(self.level), fn(self.action))
+
+
 @torch.no_grad()
 def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,
                       context_noise: float = 0.0, commit_noise: Tensor | None = None,
-                      commit_in_sampler: bool = False):
-    """Generate one frame per batch element after the frames in `cache`.
+                      commit_in_sampler: bool = False, pending: PendingCommit | None = None):
+    """Generate one frame per batch element after the frames in `cache` (and `pending`).
 
     action: [B] (or [B, A]) the action that produces the new frame; noise: [B, C, H, W] initial
-    noise (the sampler is deterministic given it); steps: DDIM steps (read-only cache passes).
-    The clean result is then committed at noise level `context_noise` (with `commit_noise`), by
-    one more model pass. With `commit_in_sampler`, when a sampler pass runs at that very level
-    (2 steps and context noise 0.5: the second pass), that pass commits instead and the extra
-    pass is saved. Its input is the sampler's estimate at that level -- with 2 steps the first
-    pass's estimate noised with the initial noise, since at tau = 1 the DDIM noise estimate is
-    the initial noise itself -- so the memory holds a frame at the noise level of training's
-    context frames, as estimated before the last pass.
-    Returns (frame [B, C, H, W] in [-1, 1], reward [B], termination logit [B], new cache).
+    noise (the sampler is deterministic given it); steps: DDIM steps, read-only cache passes except
+    for what they commit:
+      - `pending`, the previous frame's deferred commit, rides along in the first pass, which
+        commits it before the new frame reads the memory (the same memory as committing it alone);
+      - the new frame is committed at noise level `context_noise` (with `commit_noise`), by the
+        next call's first pass: it comes back as a PendingCommit. With `commit_in_sampler`, when a
+        sampler pass runs at that very level (2 steps and context noise 0.5: the second pass), that
+        pass commits it instead, from its input: the sampler's estimate at that level -- with 2
+        steps the first pass's estimate noised with the initial noise, since at tau = 1 the DDIM
+        noise estimate is the initial noise itself -- so the memory holds a frame at the noise
+        level of training's context frames, as estimated before the last pass.
+    Reward and termination are the last pass's (its input is the least noisy the sampler sees).
+    Returns (frame [B, C, H, W] in [-1, 1], reward [B], termination logit [B], new cache,
+    the new frame's PendingCommit or None when it was committed).
     """
     B = noise.shape[0]
     act = action[:, None]
@@ -116,20 +138,29 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
     # pass i runs at tau = 1 - i / steps: found from Python floats, no read of a device tensor per frame
     at_level = [i for i in range(steps) if abs(1 - i / steps - context_noise) < 1e-6] if commit_in_sampler else []
     commit_pass = at_level[0] if at_level else None
-    x0, out = z, None
+    if pending is not None and commit_pass == 0:  # (context noise 1) the first pass commits its own input
+        cache, pending = pending.commit(model, cache), None
+    x0, committed = z, None
     for i in range(steps):
         tau = taus[i].expand(B, 1)
-        step_out = model(z, tau, act, cache=cache, update_cache=i == commit_pass)
+        frames, levels, actions = z, tau, act
+        if pending is not None:  # the previous frame goes first, is committed, and the new one reads it
+            frames, levels = torch.cat([pending.frame, z], 1), torch.cat([pending.level.to(tau.dtype), tau], 1)
+            actions = torch.cat([pending.action.to(act.dtype), act], 1)
+        commits = (pending is not None) + (i == commit_pass)  # never both: see above
+        out = model(frames, levels, actions, cache=cache, update_cache=commits > 0, commit_frames=commits or None)
+        if pending is not None:
+            cache, pending = out.cache, None
         if i == commit_pass:
-            out = step_out
-        v = step_out.prediction
+            committed = out.cache  # later passes still read the memory without the new frame
+        v = out.prediction[:, -1:]
         a, s = alpha_sigma(tau[..., None, None, None])
         x0 = (a * z - s * v).clamp(-1, 1)
         eps = s * z + a * v
         a2, s2 = alpha_sigma(taus[i + 1])
         z = a2 * x0 + s2 * eps
-    if out is None:
-        level = torch.full((B, 1), context_noise, device=noise.device)
-        committed = x0 if context_noise == 0 else add_noise(x0, level, commit_noise[:, None])
-        out = model(committed, level, act, cache=cache, update_cache=True)
-    return x0[:, 0], out.reward[:, 0], out.termination[:, 0], out.cache
+    if committed is not None:
+        return x0[:, 0], out.reward[:, -1], out.termination[:, -1], committed, None
+    level = torch.full((B, 1), context_noise, device=noise.device)
+    pending = PendingCommit(x0 if context_noise == 0 else add_noise(x0, level, commit_noise[:, None]), level, act)
+    return x0[:, 0], out.reward[:, -1], out.termination[:, -1], cache, pending

@@ -4,10 +4,11 @@ It owns the model's memory (an `InferenceCache`, batch-leading, fixed size for L
 noise generator per batch element:
 
     sim.reset(frames, actions, seeds)   prefill the memory from real context frames, one parallel pass
-    sim.step(actions)                   denoise the next frame in `sampling_steps` read-only passes,
-                                        then one pass commits it to the memory (with
+    sim.step(actions)                   denoise the next frame in `sampling_steps` passes; the
+                                        first also commits the previous frame to the memory, so
+                                        the new frame's commit waits for the next step (with
                                         `commit_in_sampler`, the sampler's pass at the
-                                        context-noise level commits it: one pass fewer)
+                                        context-noise level commits it instead)
     sim.get_state() / sim.set_state()   copy the whole simulator state (branching, planning)
 
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worldsim.diffusion import prev_actions, sample_next_frame, to_model_space, to_uint8
+from worldsim.diffusion import PendingCommit, prev_actions, sample_next_frame, to_model_space, to_uint8
 from worldsim.model import LSSVWM, InferenceCache
 
 
@@ -56,15 +57,22 @@ def add_sampling_arguments(parser) -> None:
 @dataclass
 class SimulatorState:
     cache: InferenceCache
+    pending: PendingCommit | None  # the latest generated frame, when not yet in `cache`
     frames: Tensor  # [B, H, W, 3] uint8, the latest frame of each element
     rng: list[Tensor]  # per-element generator states
+
+    @property
+    def frame_index(self) -> Tensor:
+        """[B] frames so far (context included)."""
+        return self.cache.t + (self.pending is not None)
 
     def select(self, index: list[int]) -> "SimulatorState":
         """Batch elements `index` as a state of their own; an index may repeat, so [0] * N gives
         N copies of element 0 (N branches of one moment, as one batch)."""
         index = list(index)
         # indexing with a list copies, so cache and frames are already the new state's own
-        return SimulatorState(self.cache.select(index), self.frames[index], [self.rng[i].clone() for i in index])
+        pending = None if self.pending is None else self.pending.map(lambda x: x[index])
+        return SimulatorState(self.cache.select(index), pending, self.frames[index], [self.rng[i].clone() for i in index])
 
 
 class Simulator:
@@ -90,7 +98,8 @@ class Simulator:
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
         self.commit_in_sampler = commit_in_sampler
-        self.cache: InferenceCache | None = None
+        self._cache: InferenceCache | None = None  # the memory of the frames so far but `pending`
+        self.pending: PendingCommit | None = None  # the latest generated frame, until the next step commits it
         self.frames: Tensor | None = None
         self.generators: list[torch.Generator] = []
         self.last_step_seconds = 0.0
@@ -108,13 +117,26 @@ class Simulator:
                    commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler)
 
     @property
+    def cache(self) -> InferenceCache | None:
+        """The memory of every frame so far; reading it commits a pending generated frame first."""
+        if self.pending is not None:
+            with torch.no_grad(), self._autocast():
+                self._cache = self.pending.commit(self.model, self._cache)
+            self.pending = None
+        return self._cache
+
+    @cache.setter
+    def cache(self, cache: InferenceCache | None) -> None:
+        self._cache, self.pending = cache, None
+
+    @property
     def batch_size(self) -> int:
-        return 0 if self.cache is None else self.cache.batch_size
+        return 0 if self._cache is None else self._cache.batch_size
 
     @property
     def frame_index(self) -> Tensor:
-        """[B] frames committed so far (context included)."""
-        return self.cache.t
+        """[B] frames so far (context included)."""
+        return self._cache.t + (self.pending is not None)
 
     def check_frames(self, frames: Tensor) -> None:
         s = self.cfg.image_size
@@ -192,7 +214,7 @@ class Simulator:
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Generate the frame that `actions` [B] (or [B, A]) lead to.
         Returns (frames uint8 [B, H, W, 3], reward float32 [B], terminated bool [B]) on the CPU."""
-        if self.cache is None:
+        if self._cache is None:
             raise RuntimeError("call reset() before step()")
         start = time.perf_counter()
         actions = torch.as_tensor(actions).to(self.device)
@@ -200,22 +222,29 @@ class Simulator:
             actions = actions.float()
         noise, commit_noise = self._noise(2)
         with self._autocast():
-            x0, reward, term, self.cache = sample_next_frame(self.model, self.cache, actions, noise,
-                                                             self.sampling_steps, self.context_noise, commit_noise,
-                                                             self.commit_in_sampler)
+            x0, reward, term, self._cache, self.pending = sample_next_frame(
+                self.model, self._cache, actions, noise, self.sampling_steps, self.context_noise, commit_noise,
+                self.commit_in_sampler, self.pending)
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()
 
     def get_state(self) -> SimulatorState:
-        return SimulatorState(self.cache.snapshot(), self.frames.clone(), [g.get_state() for g in self.generators])
+        pending = None if self.pending is None else self.pending.map(lambda x: x.clone())
+        return SimulatorState(self._cache.snapshot(), pending, self.frames.clone(), [g.get_state() for g in self.generators])
 
     def set_state(self, state: SimulatorState) -> None:
         self.cache = state.cache.snapshot()
+        self.pending = None if state.pending is None else state.pending.map(lambda x: x.clone())
         self.frames = state.frames.clone()
         self.generators = [torch.Generator() for _ in state.rng]
         for g, s in zip(self.generators, state.rng):
             g.set_state(s)
 
     def memory_bytes(self) -> int:
-        return 0 if self.cache is None else self.cache.nbytes()
+        """Bytes of the memory, the pending frame included."""
+        if self._cache is None:
+            return 0
+        pending = self.pending
+        return self._cache.nbytes() + (0 if pending is None else pending.frame.nbytes + pending.level.nbytes
+                                       + pending.action.nbytes)

@@ -8,7 +8,7 @@ Keys (for the maze; other checkpoints use their source env's own key map):
     (no key)          noop: the world keeps being generated, the agent stands still
     Space pause       R reset (new episode)   V start/stop recording an mp4
     [ / ]             fewer / more sampler steps (faster / finer)          Esc quit
-    C                 commit each frame from the sampler's pass (one model pass fewer) / by a pass of its own
+    C                 commit each frame from the sampler's pass (faster) / in the next frame's first pass
 
 The HUD shows the generation rate, the frame index, the sampler settings and the simulator's memory
 (fixed for LSSVWM: it does not grow with the frame index). `--twin` runs the true source env on
@@ -139,7 +139,7 @@ class Game:
         env = self.sim_env
         state = "PAUSED" if self.paused else ("REC " + self.recording_path.name if self.writer is not None else "")
         return [f"{self.fps:5.1f} frames/s   frame {env.frame_index}   reward {self.reward:+.2f}",
-                f"sampler steps {env.sampling_steps}   commit {'in sampler' if env.simulator.commit_in_sampler else 'own pass'}   "
+                f"sampler steps {env.sampling_steps}   commit {'in sampler' if env.simulator.commit_in_sampler else 'with next frame'}   "
                 f"memory {env.memory_bytes() / 2**20:.2f} MiB   {state}",
                 "model | true env" if self.twin is not None else "model"]
 

@@ -83,6 +83,29 @@ def test_block_shapes_single_token_and_whole_frame(blocks):
     assert max_diff((full.prediction,), steps[:1]) < ATOL
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("blocks", [None, ((1, 1), (1, 1))])
+@torch.no_grad()
+def test_committing_the_first_frames_of_a_pass(architecture, blocks):
+    """commit_frames=n: the pass predicts all its frames as usual, and the memory it returns is that
+    of its first n frames alone (the simulator's fused commit + first sampler pass)."""
+    model = make_model(architecture, **({} if blocks is None else {"ssm_blocks": blocks}))
+    x, levels, actions = make_inputs(model.cfg)
+    cache = model(x[:, :T0], levels[:, :T0], actions[:, :T0], update_cache=True).cache
+    ahead = slice(T0, T0 + 3)
+    full = model(x[:, ahead], levels[:, ahead], actions[:, ahead], cache=cache)
+    for n in (1, 2):
+        out = model(x[:, ahead], levels[:, ahead], actions[:, ahead], cache=cache, update_cache=True, commit_frames=n)
+        assert max_diff((full.prediction, full.reward), (out.prediction, out.reward)) < ATOL
+        first = slice(T0, T0 + n)
+        alone = model(x[:, first], levels[:, first], actions[:, first], cache=cache, update_cache=True).cache
+        assert torch.equal(out.cache.t, alone.t)
+        for name, v in alone.state_dict().items():
+            torch.testing.assert_close(out.cache.state_dict()[name], v, rtol=1e-4, atol=ATOL, msg=name)
+    with pytest.raises(ValueError, match="commit_frames must be in"):
+        model(x[:, ahead], levels[:, ahead], actions[:, ahead], cache=cache, update_cache=True, commit_frames=4)
+
+
 @pytest.mark.parametrize("drop", ["ssm", "attention"])
 @torch.no_grad()
 def test_a_broken_carry_is_caught(drop):

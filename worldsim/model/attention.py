@@ -56,11 +56,13 @@ class FrameLocalAttention(nn.Module):
         kv = torch.zeros(batch, frames, tokens, self.heads, hd, device=device, dtype=dtype)
         return {"k": kv, "v": kv.clone(), "time": torch.full((batch, frames), -1, dtype=torch.long, device=device)}
 
-    def forward(self, x: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool):
+    def forward(self, x: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool,
+                commit_frames: int | None = None):
         """x: [B, T, N, D] tokens of T consecutive frames, whose first frame has index t0 [B].
 
         `state` holds the keys/values of earlier frames (ring of `window` frames, or all of them).
-        Returns (y [B, T, N, D], new state or None).
+        Returns (y [B, T, N, D], new state or None); the new state holds the first `commit_frames`
+        of these frames (default: all T).
         """
         B, T, N, D = x.shape
         q, k, v = rearrange(self.qkv(x), "b t n (three h d) -> three b t n h d", three=3, h=self.heads)
@@ -98,7 +100,8 @@ class FrameLocalAttention(nn.Module):
         y = self.proj(y)
         if not update_state:
             return y, None
-        return y, self._commit(state, k, v, time)
+        n = T if commit_frames is None else commit_frames
+        return y, self._commit(state, k[:, :n], v[:, :n], time[:, :n])
 
     def _commit(self, state, k, v, time):
         if self.window is None:  # full causal attention: the cache grows by T frames

@@ -97,8 +97,10 @@ class Layer(nn.Module):
             state.update(self.attn.init_state(batch, tokens, device, dtype))
         return state
 
-    def forward(self, x: Tensor, c: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool):
-        """x: [B, T, g, g, D]; c: [B, T, D] (already SiLU'd). Returns (x, new state or None)."""
+    def forward(self, x: Tensor, c: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool,
+                commit_frames: int | None = None):
+        """x: [B, T, g, g, D]; c: [B, T, D] (already SiLU'd). Returns (x, new state or None): the
+        state after the first `commit_frames` frames (default: all T)."""
         mods = self.ada(c).chunk(3 * self.sublayers, dim=-1)
         new_state, i = {}, 0
 
@@ -106,14 +108,15 @@ class Layer(nn.Module):
             return modulate(self.norms[i](x), mods[3 * i], mods[3 * i + 1])
 
         if self.ssm is not None:
-            y, s = self.ssm(sublayer_input(), {"ssm": state["ssm"], "conv": state["conv"]})
+            y, s = self.ssm(sublayer_input(), {"ssm": state["ssm"], "conv": state["conv"]}, commit_frames)
             x = x + mods[3 * i + 2][:, :, None, None] * y
             new_state.update(s)
             i += 1
         if self.attn is not None:
             B, T, g = x.shape[:3]
             h = rearrange(sublayer_input(), "b t h w d -> b t (h w) d")
-            y, s = self.attn(h, t0, {"k": state["k"], "v": state["v"], "time": state["time"]}, update_state)
+            y, s = self.attn(h, t0, {"k": state["k"], "v": state["v"], "time": state["time"]}, update_state,
+                             commit_frames)
             x = x + mods[3 * i + 2][:, :, None, None] * rearrange(y, "b t (h w) d -> b t h w d", h=g)
             if s is not None:
                 new_state.update(s)
@@ -158,11 +161,18 @@ class LSSVWM(nn.Module):
                               [layer.init_state(batch, n, device, dtype) for layer in self.layers])
 
     def forward(self, frames: Tensor, noise_levels: Tensor, actions: Tensor,
-                cache: InferenceCache | None = None, update_cache: bool = False) -> ModelOutput:
+                cache: InferenceCache | None = None, update_cache: bool = False,
+                commit_frames: int | None = None) -> ModelOutput:
         """frames [B, T, C, H, W] in model space (~[-1, 1], noised); noise_levels [B, T] in [0, 1];
         actions [B, T] (or [B, T, A]). `cache` is the memory of all earlier frames (None: these
-        frames start the video). With update_cache, also return the memory after these frames."""
+        frames start the video). With update_cache, also return the memory after these frames, or
+        after only the first `commit_frames` of them: the later ones then see those frames but do
+        not enter the memory (the simulator commits a generated frame in the next frame's first
+        sampler pass this way)."""
         B, T = frames.shape[:2]
+        commit = T if commit_frames is None else commit_frames
+        if not 1 <= commit <= T:
+            raise ValueError(f"commit_frames must be in [1, {T}] for {T} frames, got {commit_frames}")
         p = self.cfg.patch_size
         if cache is None:
             cache = self.init_cache(B, frames.device)
@@ -171,11 +181,11 @@ class LSSVWM(nn.Module):
         c = F.silu(self.cond(noise_levels, actions))  # [B, T, D]
         new_layers = []
         for layer, state in zip(self.layers, cache.layers):
-            x, s = layer(x, c, cache.t, state, update_cache)
+            x, s = layer(x, c, cache.t, state, update_cache, commit)
             new_layers.append(s)
         shift, scale = self.out_ada(c).chunk(2, dim=-1)
         h = modulate(self.out_norm(x), shift, scale)
         pred = rearrange(self.patch_out(h), "b t h w (c p1 p2) -> b t c (h p1) (w p2)", p1=p, p2=p)
         reward, term = self.heads(x.mean(dim=(2, 3))).unbind(-1)
-        new_cache = InferenceCache(cache.t + T, new_layers) if update_cache else None
+        new_cache = InferenceCache(cache.t + commit, new_layers) if update_cache else None
         return ModelOutput(pred, reward, term, new_cache)
