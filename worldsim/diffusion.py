@@ -108,6 +108,13 @@ class PendingCommit:
     def map(self, fn) -> "PendingCommit":
         return PendingCommit(fn(self.frame), fn(self.level), fn(self.action))
 
+    def clone(self) -> "PendingCommit":
+        return self.map(lambda x: x.clone())
+
+    @property
+    def nbytes(self) -> int:
+        return self.frame.nbytes + self.level.nbytes + self.action.nbytes
+
 
 @torch.no_grad()
 def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,

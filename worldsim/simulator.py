@@ -230,12 +230,12 @@ class Simulator:
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()
 
     def get_state(self) -> SimulatorState:
-        pending = None if self.pending is None else self.pending.map(lambda x: x.clone())
+        pending = None if self.pending is None else self.pending.clone()
         return SimulatorState(self._cache.snapshot(), pending, self.frames.clone(), [g.get_state() for g in self.generators])
 
     def set_state(self, state: SimulatorState) -> None:
         self.cache = state.cache.snapshot()
-        self.pending = None if state.pending is None else state.pending.map(lambda x: x.clone())
+        self.pending = None if state.pending is None else state.pending.clone()
         self.frames = state.frames.clone()
         self.generators = [torch.Generator() for _ in state.rng]
         for g, s in zip(self.generators, state.rng):
@@ -245,6 +245,4 @@ class Simulator:
         """Bytes of the memory, the pending frame included."""
         if self._cache is None:
             return 0
-        pending = self.pending
-        return self._cache.nbytes() + (0 if pending is None else pending.frame.nbytes + pending.level.nbytes
-                                       + pending.action.nbytes)
+        return self._cache.nbytes() + (0 if self.pending is None else self.pending.nbytes)
