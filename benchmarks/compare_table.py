@@ -85,7 +85,8 @@ def main() -> None:
     table = table_markdown(rows, shared["task"], shared["sliding_window"])
     print(table)
     if args.out:
-        Path(args.out).write_text(table + "\nRows: " + ", ".join(args.rows) + "\n")
+        logs = "".join(f"\nFinal loss from: {item}" for item in args.metrics)
+        Path(args.out).write_text(table + "\nRows: " + ", ".join(args.rows) + logs + "\n")
 
 
 if __name__ == "__main__":

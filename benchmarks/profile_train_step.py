@@ -1,8 +1,11 @@
 """Where a training step's time goes: data generation vs model fwd/bwd, with torch.profiler.
 
-    python benchmarks/profile_train_step.py [--config small] [--steps 10] [--device cuda] [--at-step N] [--compile]
+    python benchmarks/profile_train_step.py [--config small] [--steps 10] [--device cuda] [--at-step N]
+        [--batch-frames F]
 
---at-step profiles the schedule's window and batch at that step (e.g. a config's 256-frame stage).
+--at-step profiles the schedule's window and batch at that step (e.g. a config's 256-frame stage);
+--batch-frames overrides the frames per optimizer step. "GPU busy" is the kernels' summed time over
+the profiled steps' wall time: well below 100% means the step waits on the CPU (launch-bound).
 """
 
 import argparse
@@ -22,9 +25,9 @@ def main():
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="/tmp/profile_run")
     p.add_argument("--at-step", type=int, default=0)
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--batch-frames", type=int, default=None)
     a = p.parse_args()
-    trainer = Trainer(load_train_config(a.config), a.out, device=a.device, compile=a.compile, show_progress=False)
+    trainer = Trainer(load_train_config(a.config, batch_frames=a.batch_frames), a.out, device=a.device, show_progress=False)
     trainer.step = a.at_step
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     window, batch = trainer.cfg.window_at(a.at_step), trainer.cfg.batch_at(a.at_step)
@@ -50,12 +53,17 @@ def main():
     print(f"data {data_s * 1000:.1f} ms/batch, train step (fixed batch) {step_s * 1000:.1f} ms, "
           f"{fixed.frames.shape[0] * window / step_s:.0f} frames/s")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
+    t = time.perf_counter()
     with profile(activities=acts) as prof:
         for _ in range(3):
             trainer.train_step()
             trainer.step = a.at_step
         sync()
+    wall_us = (time.perf_counter() - t) * 1e6
     key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+    if trainer.device.type == "cuda":
+        kernels_us = sum(e.self_device_time_total for e in prof.key_averages())
+        print(f"GPU busy {100 * kernels_us / wall_us:.0f}% of {wall_us / 3e3:.0f} ms per profiled step")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     print(prof.key_averages().table(sort_by=key, row_limit=20))
 

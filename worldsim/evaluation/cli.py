@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the paper's 192 per 400 context frames)")
     g.add_argument("--compare-on", choices=("retrieval", "reasoning"), help="episodes to compare on (default: retrieval)")
     g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each, "
-                   "round-robin over the GPUs if several (on one GPU they are time-sliced: measured several-fold slower)")
+                   "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 
 
 def run(args) -> int:

@@ -8,8 +8,8 @@ LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (o
 episodes with the same sampler. Writes compare_TASK.json, compare_TASK.md (the table, with the
 paper's numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
 models at once, one process each, dealt round-robin over the GPUs when there are several. On one
-GPU the processes are time-sliced, which starved the SSM models in a measured run (BENCHMARKS.md,
-"The paper's comparison"): there use it for CPU cores or for evaluating trained models. Runs
+GPU the processes share it: two SSM models side by side trained at 1.38x the throughput of one,
+five starved the SSM models (BENCHMARKS.md, "The paper's comparison"). Runs
 resume: a model whose run directory already holds a checkpoint at the requested step is not
 trained again.
 """

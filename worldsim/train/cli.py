@@ -26,7 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int)
     p.add_argument("--sample-every", type=int)
     p.add_argument("--init", metavar="CHECKPOINT", help="start a new run from these weights (path or shipped name)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
 
 
 def run(args) -> int:
@@ -42,7 +41,7 @@ def run(args) -> int:
                                 save_every=args.save_every, sample_every=args.sample_every,
                                 init_from=args.init)
         out = args.out
-    trainer = Trainer(cfg, out, device=args.device, compile=args.compile)
+    trainer = Trainer(cfg, out, device=args.device)
     if args.resume:
         trainer.resume(args.resume)
     elif cfg.init_from:

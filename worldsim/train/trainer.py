@@ -77,8 +77,8 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, param_groups: list
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "auto", compile: bool = False,
-                 source=None, show_progress: bool = True):
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "auto", source=None,
+                 show_progress: bool = True):
         self.show_progress = show_progress
         self.cfg, self.out = cfg, Path(out_dir)
         self.rank, self.world, self.device = setup_distributed(device)
@@ -106,8 +106,6 @@ class Trainer:
         self.runner = self.objective
         if self.world > 1:
             self.runner = DistributedDataParallel(self.objective, device_ids=[self.device.index] if fused else None)
-        if compile:
-            self.model.compile()
         seed = cfg.seed * 7919 + self.rank
         self.generator = torch.Generator().manual_seed(seed)  # window plans (CPU)
         self.noise_generator = torch.Generator(self.device).manual_seed(seed)  # noise, on the training device
