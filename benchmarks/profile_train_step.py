@@ -12,6 +12,7 @@ import argparse
 import time
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from worldsim.train.config import load_train_config
@@ -62,7 +63,8 @@ def main():
     wall_us = (time.perf_counter() - t) * 1e6
     key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     if trainer.device.type == "cuda":
-        kernels_us = sum(e.self_device_time_total for e in prof.key_averages())
+        # kernel events only: the ops that launch them report the same device time again
+        kernels_us = sum(e.self_device_time_total for e in prof.key_averages() if e.device_type == DeviceType.CUDA)
         print(f"GPU busy {100 * kernels_us / wall_us:.0f}% of {wall_us / 3e3:.0f} ms per profiled step")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     print(prof.key_averages().table(sort_by=key, row_limit=20))
