@@ -6,9 +6,10 @@ One mechanism covers the paper's three attention flavours by its `window`:
   window = None        full causal attention (memory grows with the episode)
 
 Keys carry their absolute frame index: time is encoded by a rotary embedding over frames (so
-attention is relative in time and cached keys stay valid), and the mask is built from frame
-indices, so a ring buffer in any slot order, a growing cache and the parallel training pass are
-the same computation.
+attention is relative in time and cached keys stay valid). A windowed layer puts its ring of the
+last k frames in time order before the new frames and gives each query frame its k + 1 key frames
+as a sliding window over that run, so the parallel training pass, a pass after carried memory and
+a generation step are one computation; full attention masks a growing cache by frame index.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from worldsim.model.norm import RMSNorm
 
 # With a boolean mask on CUDA, PyTorch may pick cuDNN attention, whose per-call CPU cost (~1.7 ms
 # measured on an H100) dominated small training steps; the memory-efficient kernel takes masks too.
@@ -44,11 +47,16 @@ class FrameLocalAttention(nn.Module):
     def __init__(self, width: int, heads: int, window: int | None, query_chunk: int = 16):
         super().__init__()
         self.heads, self.window = heads, window
-        self.query_chunk = max(query_chunk, window or 0)  # frames of queries per attention call
+        self.query_chunk = max(query_chunk, window or 0)  # frames of queries per chunked attention call
+        # Per query frame, a chunk of query frames scores (chunk + k) key frames where k + 1 are
+        # seen. A pass of more than k frames under a short window (training, prefill) instead
+        # gives each query frame its own k + 1 key frames, at the price of copying the keys k + 1
+        # times; a generation step of one or two frames, a long window or full attention is chunked.
+        self.banded = window is not None and window < query_chunk
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.q_norm = nn.RMSNorm(width // heads)
-        self.k_norm = nn.RMSNorm(width // heads)
+        self.q_norm = RMSNorm(width // heads)
+        self.k_norm = RMSNorm(width // heads)
 
     def init_state(self, batch: int, tokens: int, device, dtype) -> dict[str, Tensor]:
         frames = self.window or 0  # full attention starts empty and grows
@@ -69,11 +77,46 @@ class FrameLocalAttention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         time = t0[:, None] + torch.arange(T, device=x.device)  # [B, T]
         q, k = rotary(q, time), rotary(k, time)
+        attend = self._banded if self.banded and T > self.window else self._chunked
+        with sdpa_kernel(_CUDA_BACKENDS) if x.is_cuda else contextlib.nullcontext():
+            y = attend(q, k, v, time, state)
+        y = self.proj(rearrange(y, "b t n h d -> b t n (h d)"))
+        if not update_state:
+            return y, None
+        n = T if commit_frames is None else commit_frames
+        return y, self._commit(state, k[:, :n], v[:, :n], time[:, :n])
+
+    def _banded(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor]) -> Tensor:
+        """Frame-local attention: each query frame against exactly its own window of key frames.
+
+        The ring, put in time order (empty slots, time -1, first), followed by the new frames is a
+        run of W + T consecutive frames; frame j's keys are the W + 1 of them ending at j, a sliding
+        window (`unfold`). So there is no (T x T)-frame mask and no key is scored only to be masked
+        out: T * (W + 1) frame pairs, where query chunks against a causal band score several times
+        that. The only mask left marks empty slots. Returns [B, T, N, H, d]."""
+        B, T, N = q.shape[:3]
+        W = self.window
+        order = state["time"].argsort(dim=1)  # [B, W]: the ring's slots, oldest frame first
+        ring = lambda x: torch.take_along_dim(x, order[:, :, None, None, None], dim=1)  # noqa: E731
+        k_run = torch.cat([ring(state["k"]).to(k.dtype), k], dim=1)  # [B, W + T, N, H, d]
+        v_run = torch.cat([ring(state["v"]).to(v.dtype), v], dim=1)
+        t_run = torch.cat([state["time"].gather(1, order), time], dim=1)  # [B, W + T]
+        windows = lambda x: rearrange(x.unfold(1, W + 1, 1), "b t n h d w -> (b t) h (w n) d")  # noqa: E731
+        filled = t_run.unfold(1, W + 1, 1) >= 0  # [B, T, W + 1]
+        mask = filled.repeat_interleave(N, dim=2).view(B * T, 1, 1, (W + 1) * N)  # broadcast over queries
+        y = F.scaled_dot_product_attention(rearrange(q, "b t n h d -> (b t) h n d"), windows(k_run),
+                                           windows(v_run), attn_mask=mask)
+        return rearrange(y, "(b t) h n d -> b t n h d", b=B)
+
+    def _chunked(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor]) -> Tensor:
+        """Chunks of query frames against the cached and new frames they may see, under a mask
+        built from frame indices (so a ring in any slot order or a growing cache both work); the
+        chunks keep the (queries x keys) mask bounded. Returns [B, T, N, H, d]."""
+        B, T, N = q.shape[:3]
         k_all = torch.cat([state["k"].to(k.dtype), k], dim=1)  # [B, F + T, N, H, d]
         v_all = torch.cat([state["v"].to(v.dtype), v], dim=1)
         time_all = torch.cat([state["time"], time], dim=1)  # [B, F + T], -1 = empty slot
         past = state["time"].shape[1]
-
         outs = []
         for s in range(0, T, self.query_chunk):
             e = min(T, s + self.query_chunk)
@@ -82,7 +125,7 @@ class FrameLocalAttention(nn.Module):
             if lo == past:  # one contiguous run (always so in a generation step): a view, no gather
                 keys = slice(0, past + e)
             else:
-                keys = torch.cat([torch.arange(past, device=x.device), torch.arange(lo, past + e, device=x.device)])
+                keys = torch.cat([torch.arange(past, device=q.device), torch.arange(lo, past + e, device=q.device)])
             dt = time[:, s:e, None] - time_all[:, None, keys]  # [B, Tq, Tk] frame distance
             allowed = (time_all[:, None, keys] >= 0) & (dt >= 0)
             if self.window is not None:
@@ -94,14 +137,8 @@ class FrameLocalAttention(nn.Module):
             qc = rearrange(q[:, s:e], "b t n h d -> b h (t n) d")
             kc = rearrange(k_all[:, keys], "b t n h d -> b h (t n) d")
             vc = rearrange(v_all[:, keys], "b t n h d -> b h (t n) d")
-            with sdpa_kernel(_CUDA_BACKENDS) if x.is_cuda else contextlib.nullcontext():
-                outs.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask))
-        y = rearrange(torch.cat(outs, dim=2), "b h (t n) d -> b t n (h d)", n=N)
-        y = self.proj(y)
-        if not update_state:
-            return y, None
-        n = T if commit_frames is None else commit_frames
-        return y, self._commit(state, k[:, :n], v[:, :n], time[:, :n])
+            outs.append(F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask))
+        return rearrange(torch.cat(outs, dim=2), "b h (t n) d -> b t n h d", n=N)
 
     def _commit(self, state, k, v, time):
         if self.window is None:  # full causal attention: the cache grows by T frames

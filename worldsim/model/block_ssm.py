@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from worldsim.model.norm import RMSNorm
 from worldsim.ssm import ssd_scan, ssd_step
 
 
@@ -48,7 +49,7 @@ class BlockSSM(nn.Module):
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
         self.D = nn.Parameter(torch.ones(self.nheads))
-        self.norm = nn.RMSNorm(self.d_inner)
+        self.norm = RMSNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, width, bias=False)
 
     @property

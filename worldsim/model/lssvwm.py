@@ -32,10 +32,21 @@ from worldsim.model.block_ssm import BlockSSM
 from worldsim.model.cache import InferenceCache
 
 
+def per_frame(v: Tensor, like: Tensor) -> Tensor:
+    """v [B, T, D] viewed to broadcast over like's token axes [B, T, ..., D]."""
+    return v[(slice(None), slice(None)) + (None,) * (like.dim() - 3)]
+
+
+# addcmul: one pass over the activations where `a * b + c` takes two (elementwise kernels are most
+# of a training step's GPU time: BENCHMARKS.md, "Training throughput")
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     """x [B, T, ..., D] with per-frame shift/scale [B, T, D]."""
-    expand = (slice(None), slice(None)) + (None,) * (x.dim() - 3)
-    return x * (1 + scale[expand]) + shift[expand]
+    return torch.addcmul(per_frame(shift, x), x, 1 + per_frame(scale, x))
+
+
+def gated_residual(x: Tensor, gate: Tensor, y: Tensor) -> Tensor:
+    """x + gate * y, x and y [B, T, ..., D], per-frame gate [B, T, D]."""
+    return torch.addcmul(x, per_frame(gate, y), y)
 
 
 def timestep_embedding(level: Tensor, dim: int) -> Tensor:
@@ -109,7 +120,7 @@ class Layer(nn.Module):
 
         if self.ssm is not None:
             y, s = self.ssm(sublayer_input(), {"ssm": state["ssm"], "conv": state["conv"]}, commit_frames)
-            x = x + mods[3 * i + 2][:, :, None, None] * y
+            x = gated_residual(x, mods[3 * i + 2], y)
             new_state.update(s)
             i += 1
         if self.attn is not None:
@@ -117,11 +128,11 @@ class Layer(nn.Module):
             h = rearrange(sublayer_input(), "b t h w d -> b t (h w) d")
             y, s = self.attn(h, t0, {"k": state["k"], "v": state["v"], "time": state["time"]}, update_state,
                              commit_frames)
-            x = x + mods[3 * i + 2][:, :, None, None] * rearrange(y, "b t (h w) d -> b t h w d", h=g)
+            x = gated_residual(x, mods[3 * i + 2], rearrange(y, "b t (h w) d -> b t h w d", h=g))
             if s is not None:
                 new_state.update(s)
             i += 1
-        x = x + mods[3 * i + 2][:, :, None, None] * self.mlp(sublayer_input())
+        x = gated_residual(x, mods[3 * i + 2], self.mlp(sublayer_input()))
         return x, (new_state if update_state else None)
 
 

@@ -1,0 +1,130 @@
+"""A/B two copies of the code: engine step and training step, in alternating child processes.
+
+    git archive REV worldsim | tar -x -C runs/base        # the code to compare against
+    python benchmarks/ab_trees.py runs/base . [--rounds 3] [--device cpu] [--threads 1]
+        [--train-config small] [--train-window 32] [--train-batch 2] [--warmup 2] [--steps 3]
+
+Each tree is a directory holding a `worldsim` package. Every round runs one child process per
+tree (in turn, so load from other jobs falls on both alike); the child imports that tree's
+worldsim and measures (1) ms per generated frame of the shipped checkpoint at batch 1 (CPU only:
+the env's case) and (2) ms per training step of `--train-config` on a fixed batch, after
+`--warmup` steps (on CUDA, Triton tunes its kernels in the first steps: give it ~10). Prints
+medians and the ratio of the second tree to the first; JSON with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHECKPOINT = str(Path(__file__).resolve().parents[1] / "checkpoints" / "maze")
+
+
+def child(a: argparse.Namespace) -> dict:
+    import torch
+
+    import worldsim
+    from worldsim.checkpoint import load_model
+    from worldsim.simulator import Simulator
+    from worldsim.train.config import load_train_config
+    from worldsim.train.trainer import Trainer
+
+    torch.set_num_threads(a.threads)
+    out = {"worldsim": worldsim.__file__}
+    if a.device == "cpu":
+        model, config = load_model(CHECKPOINT)
+        sim = Simulator.for_checkpoint(model, config, device="cpu")
+        g = torch.Generator().manual_seed(0)
+        sim.reset(torch.randint(0, 255, (1, 20, 64, 64, 3), dtype=torch.uint8, generator=g),
+                  torch.zeros(1, 19, dtype=torch.long))
+        for _ in range(3):
+            sim.step(torch.tensor([1]))
+        t = time.perf_counter()
+        for _ in range(a.frames):
+            sim.step(torch.tensor([1]))
+        out["step_ms"] = (time.perf_counter() - t) / a.frames * 1000
+    overrides = {"window_schedule": ((0, a.train_window),)} if a.train_window else {}
+    if a.train_batch:
+        overrides.update(batch_frames=0, batch_size=a.train_batch)
+    cfg = load_train_config(a.train_config, sample_every=0, **overrides)
+    trainer = Trainer(cfg, f"/tmp/ab_trees_{os.getpid()}", device=a.device, show_progress=False)
+    trainer.step = a.train_at_step
+    window, batch = cfg.window_at(a.train_at_step), cfg.batch_at(a.train_at_step)
+    fixed = trainer.source.next(window, batch)
+    trainer.source.next = lambda w, b: fixed
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    for _ in range(a.warmup):
+        trainer.train_step()
+        trainer.step = a.train_at_step
+    sync()
+    t = time.perf_counter()
+    for _ in range(a.steps):
+        trainer.train_step()
+        trainer.step = a.train_at_step  # same window and learning rate every step
+    sync()
+    out["train_ms"] = (time.perf_counter() - t) / a.steps * 1000
+    out["train_frames_per_s"] = fixed.frames.shape[0] * window / (out["train_ms"] / 1000)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("trees", nargs=2, help="two directories, each holding a worldsim package")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--frames", type=int, default=20, help="generated frames timed per round (CPU)")
+    p.add_argument("--train-config", default="small")
+    p.add_argument("--train-window", type=int, default=32, help="0: the config's schedule at --train-at-step")
+    p.add_argument("--train-batch", type=int, default=2, help="windows per step; 0: the config's")
+    p.add_argument("--train-at-step", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--out")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        print(json.dumps(child(a)))
+        return
+    trees = [str(Path(t).resolve()) for t in a.trees]
+    for t in trees:
+        if not (Path(t) / "worldsim" / "__init__.py").is_file():
+            raise SystemExit(f"{t}: no worldsim package there")
+    args = [x for x in sys.argv[1:] if x not in a.trees]
+    runs: dict[str, list[dict]] = {t: [] for t in trees}
+    for r in range(a.rounds):
+        for t in trees:
+            env = {**os.environ, "PYTHONPATH": t + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            res = subprocess.run([sys.executable, __file__, *a.trees, *args, "--child"], env=env, cwd=t,
+                                 capture_output=True, text=True)
+            if res.returncode:
+                raise SystemExit(f"{t}, round {r}: the child failed\n{res.stderr[-3000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            if not row["worldsim"].startswith(t):
+                raise SystemExit(f"{t}: the child imported {row['worldsim']}, not this tree's worldsim")
+            runs[t].append(row)
+            print(f"round {r}: {t}: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items() if k != "worldsim"),
+                  flush=True)
+    keys = [k for k in runs[trees[0]][0] if k != "worldsim"]
+    med = {t: {k: statistics.median(row[k] for row in runs[t]) for k in keys} for t in trees}
+    print(f"\n| median of {a.rounds} rounds | " + " | ".join(keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for t in trees:
+        print(f"| {t} | " + " | ".join(f"{med[t][k]:.1f}" for k in keys) + " |")
+    print("| second / first | " + " | ".join(f"{med[trees[1]][k] / med[trees[0]][k]:.3f}" for k in keys) + " |")
+    if a.out:
+        import torch
+
+        from worldsim.evaluation.provenance import provenance, write_json
+
+        write_json(a.out, {"trees": trees, "runs": runs, "median": med}, provenance(a, torch.device(a.device)))
+
+
+if __name__ == "__main__":
+    main()
