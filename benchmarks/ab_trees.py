@@ -2,14 +2,16 @@
 
     git archive REV worldsim | tar -x -C runs/base        # the code to compare against
     python benchmarks/ab_trees.py runs/base . [--rounds 3] [--device cpu] [--threads 1]
-        [--train-config small] [--train-window 32] [--train-batch 2] [--warmup 2] [--steps 3]
+        [--train-config small] [--train-window 32] [--train-batch 2] [--train-at-step 0] [--warmup 2]
+        [--steps 3] [--maze-pool 0] [--out FILE]
 
 Each tree is a directory holding a `worldsim` package. Every round runs one child process per
 tree (in turn, so load from other jobs falls on both alike); the child imports that tree's
 worldsim and measures (1) ms per generated frame of the shipped checkpoint at batch 1 (CPU only:
 the env's case) and (2) ms per training step of `--train-config` on a fixed batch, after
-`--warmup` steps (on CUDA, Triton tunes its kernels in the first steps: give it ~10). Prints
-medians and the ratio of the second tree to the first; JSON with --out.
+`--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
+(measured: the tree run first took 7x as long per step), so each tree first runs once untimed.
+Prints medians and the ratio of the second tree to the first; JSON with --out.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def child(a: argparse.Namespace) -> dict:
     overrides = {"window_schedule": ((0, a.train_window),)} if a.train_window else {}
     if a.train_batch:
         overrides.update(batch_frames=0, batch_size=a.train_batch)
+    if a.maze_pool:
+        overrides.update(maze_pool=a.maze_pool)
     cfg = load_train_config(a.train_config, sample_every=0, **overrides)
     trainer = Trainer(cfg, f"/tmp/ab_trees_{os.getpid()}", device=a.device, show_progress=False)
     trainer.step = a.train_at_step
@@ -84,6 +88,7 @@ def main() -> None:
     p.add_argument("--train-window", type=int, default=32, help="0: the config's schedule at --train-at-step")
     p.add_argument("--train-batch", type=int, default=2, help="windows per step; 0: the config's")
     p.add_argument("--train-at-step", type=int, default=0)
+    p.add_argument("--maze-pool", type=int, default=0, help="mazes generated for the batch; 0: the config's")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--out")
@@ -98,17 +103,18 @@ def main() -> None:
             raise SystemExit(f"{t}: no worldsim package there")
     args = [x for x in sys.argv[1:] if x not in a.trees]
     runs: dict[str, list[dict]] = {t: [] for t in trees}
-    for r in range(a.rounds):
+    for r in range(-1 if a.device.startswith("cuda") else 0, a.rounds):  # round -1: priming, not kept
         for t in trees:
             env = {**os.environ, "PYTHONPATH": t + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            res = subprocess.run([sys.executable, __file__, *a.trees, *args, "--child"], env=env, cwd=t,
+            res = subprocess.run([sys.executable, __file__, *a.trees, *args, "--child"], env=env,
                                  capture_output=True, text=True)
             if res.returncode:
                 raise SystemExit(f"{t}, round {r}: the child failed\n{res.stderr[-3000:]}")
             row = json.loads(res.stdout.strip().splitlines()[-1])
             if not row["worldsim"].startswith(t):
                 raise SystemExit(f"{t}: the child imported {row['worldsim']}, not this tree's worldsim")
-            runs[t].append(row)
+            if r >= 0:
+                runs[t].append(row)
             print(f"round {r}: {t}: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items() if k != "worldsim"),
                   flush=True)
     keys = [k for k in runs[trees[0]][0] if k != "worldsim"]
