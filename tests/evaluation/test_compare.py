@@ -73,6 +73,21 @@ def test_compare_jobs_trains_side_by_side_like_one_at_a_time(tmp_path):
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)
 
 
+def test_compare_on_cue_recall_scores_the_colour(tmp_path):
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+                                  "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
+    out = tmp_path / "compare"
+    assert main(["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--context", "10",
+                 "--episodes", "2", "--sampling-steps", "1", "--architectures", "lssvwm,sliding_attention",
+                 "--compare-on", "recall", "--out", str(out)]) == 0
+    rows = json.loads((out / "compare_recall.json").read_text())["table"]
+    assert all(r["recall"]["episodes_scored"] == 2 and r["recall"]["reader_accuracy_on_truth"] == 1.0 for r in rows)
+    assert all(r["paper"] is None for r in rows)  # the paper has no recall table
+    table = (out / "compare_recall.md").read_text()
+    assert "cue recall" in table and len(re.findall(r"\| \d\.\d\d \(0\.33\) \|", table)) == 2
+
+
 def test_memory_columns_of_the_table(tmp_path):
     per_frame = [[20.0, 18.0, 12.0, 10.0], [22.0, 14.0]]  # episodes of unequal length
     assert psnr_beyond(per_frame, 1) == pytest.approx((18 + 12 + 10 + 14) / 4)

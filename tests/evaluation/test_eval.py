@@ -13,7 +13,7 @@ from worldsim.checkpoint import load_model
 from worldsim.cli import main
 from worldsim.data.shards import ShardWriter
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
-from worldsim.evaluation.tasks import _generate, final_run, read_cue_colour
+from worldsim.evaluation.tasks import Clip, _generate, final_run, read_cue_colour, rollout
 from worldsim.simulator import Simulator
 
 PROVENANCE = {"command", "argv", "config", "checkpoints", "device", "torch", "python", "worldsim", "git_commit", "date"}
@@ -76,14 +76,31 @@ def test_teacher_forcing_keeps_the_true_frames_in_memory(tiny_checkpoint):
     frames = torch.randint(0, 256, (2, 7, 16, 16, 3), dtype=torch.uint8, generator=g)
     actions = torch.randint(0, 6, (2, 7), generator=g)
     sim = Simulator(model, sampling_steps=1, device="cpu")
-    _generate(sim, frames, actions, 3, [0, 1], teacher_forced=True)
+    episodes = (list(frames), list(actions), [(3, 7), (3, 7)], [0, 1])
+    _generate(sim, *episodes, teacher_forced=True)
     forced = sim.cache
     truth = sim.prefill(frames, actions[:, :-1])  # the memory after all seven true frames
     for a, b in zip(forced.layers, truth.layers):
         for name in a:
             torch.testing.assert_close(a[name], b[name], atol=2e-4, rtol=1e-4)
-    _generate(sim, frames, actions, 3, [0, 1], teacher_forced=False)
+    _generate(sim, *episodes, teacher_forced=False)
     assert not torch.allclose(sim.cache.layers[0]["ssm"], truth.layers[0]["ssm"], atol=1e-3)
+
+
+@pytest.mark.parametrize("teacher_forced", [False, True])
+def test_episodes_of_different_lengths_batch_as_they_run_alone(tiny_checkpoint, teacher_forced):
+    """Cue recall's episodes all differ in context and length: batched, each gets its own frames."""
+    model, _ = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    episodes = [Clip(torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, generator=g),
+                     torch.randint(0, 6, (n,), generator=g), c, seed)
+                for seed, (c, n) in enumerate([(3, 9), (5, 7), (2, 8)])]
+    sim = Simulator(model, sampling_steps=1, device="cpu")
+    batched = rollout(sim, episodes, teacher_forced=teacher_forced, batch_size=3)
+    alone = rollout(sim, episodes, teacher_forced=teacher_forced, batch_size=1)
+    assert [len(f) for f in batched.generated] == [6, 2, 6]
+    for a, b in zip(batched.generated, alone.generated):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float noise between batch sizes, at most
 
 
 def test_next_frame_on_user_shards(tmp_path, tiny_checkpoint):

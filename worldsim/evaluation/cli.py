@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--architectures", help="comma-separated (default: all five)")
     g.add_argument("--sliding-window", type=int, help="frames of the sliding-attention baseline "
                    "(default: the paper's 192 per 400 context frames)")
-    g.add_argument("--compare-on", choices=("retrieval", "reasoning"), help="episodes to compare on (default: retrieval)")
+    g.add_argument("--compare-on", choices=("retrieval", "reasoning", "recall"),
+                   help="episodes to compare on (default: retrieval); recall also scores the cue's colour")
     g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each, "
                    "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 

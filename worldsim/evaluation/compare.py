@@ -35,7 +35,7 @@ from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import evaluate, lengths, maze_episodes
+from worldsim.evaluation.tasks import evaluate, lengths, maze_episodes, recall_scores
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer
@@ -125,25 +125,30 @@ def final_loss(path: Path, rows: int = 5) -> float | None:
 
 
 def table_markdown(rows: list[dict], task: str, window: int) -> str:
-    paper = PAPER_TABLE2[task]
+    paper = PAPER_TABLE2.get(task, {})  # the paper has no cue-recall table
+    recall = task == "recall"
     lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
-             "LPIPS: n/a (" + LPIPS_UNAVAILABLE + ").", "",
+             + ("Cue recall: the cue's colour read off the generated frames where the true ones show it, "
+                "right in this share of the episodes (chance in brackets). " if recall else "")
+             + "LPIPS: n/a (" + LPIPS_UNAVAILABLE + ").", "",
              f"| model | params | train GFLOP/frame | final loss | SSIM ↑ | LPIPS ↓ | PSNR ↑ | PSNR beyond {window} ↑ | "
-             "LSSVWM - model, PSNR | paper SSIM | paper LPIPS | paper PSNR |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "LSSVWM - model, PSNR |" + (" cue recall ↑ |" if recall else "") + " paper SSIM | paper LPIPS | paper PSNR |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if recall else "") + "---|---|---|"]
 
     def num(x, spec):
         return "n/a" if x is None else format(x, spec)
 
     for r in rows:
-        ssim, lpips, psnr = paper[r["architecture"]]
+        ssim, lpips, psnr = paper.get(r["architecture"], (None, None, None))
         d = r.get("lssvwm_minus")
         vs = "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
+        cue = f" {num(r['recall']['accuracy'], '.2f')} ({r['recall']['chance']:.2f}) |" if recall else ""
         lines.append(f"| {r.get('label', r['architecture'])} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
                      f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | n/a | {r['psnr']:.2f} | "
-                     f"{num(r['psnr_beyond_window'], '.2f')} | {vs} | {ssim:.3f} | {lpips:.3f} | {psnr:.1f} |")
+                     f"{num(r['psnr_beyond_window'], '.2f')} | {vs} |{cue} {num(ssim, '.3f')} | {num(lpips, '.3f')} | "
+                     f"{num(psnr, '.1f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +178,7 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     model, config = load_model(path, weights=args.weights)
     sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype,
                                    args.commit_in_sampler)
-    result, _ = evaluate(sim, episodes, generate, batch_size=args.batch_size)
+    result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size)
     mean = result["metrics"]["mean"]
     row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
            "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
@@ -181,8 +186,10 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
            "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl"),
            "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
            "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
-           "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])),
+           "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
            "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
+    if task == "recall":
+        row["recall"] = recall_scores(episodes, rollouts)
     print(f"compare: {arch}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
     return row, result["metrics"], path
 

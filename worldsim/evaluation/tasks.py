@@ -85,46 +85,55 @@ def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_force
             batch_size: int = 16) -> Rollouts:
     """The model's frames after each episode's context (at most `generate` of them).
 
-    Episodes of equal context and length run as one batch (the simulator's leading dimension);
-    each element draws its noise from a generator seeded with its episode's seed.
+    Up to `batch_size` episodes run as one batch (the simulator's leading dimension), those of
+    similar context and length together; episodes of different lengths share a batch too (cue
+    recall's all differ), each generating as many frames as it needs while the batch runs to its
+    longest. Each element draws its noise from a generator seeded with its episode's seed, so an
+    episode's frames do not depend on its batch.
     """
     spans = [(e.context_length, len(e.frames) if generate is None else min(len(e.frames), e.context_length + generate))
              for e in episodes]
     if any(end <= c for c, end in spans):
         raise ValueError("every episode needs frames after its context")
     generated: list[np.ndarray | None] = [None] * len(episodes)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, span in enumerate(spans):
-        groups.setdefault(span, []).append(i)
+    order = sorted(range(len(episodes)), key=lambda i: spans[i])
     step_seconds = []
-    for (context, end), members in groups.items():
-        for b in range(0, len(members), batch_size):
-            idx = members[b:b + batch_size]
-            frames = torch.stack([episodes[i].frames[:end] for i in idx])
-            actions = torch.stack([torch.as_tensor(episodes[i].actions[:end]) for i in idx])
-            out = _generate(sim, frames, actions, context, [int(episodes[i].seed) for i in idx], teacher_forced,
-                            step_seconds)
-            for j, i in enumerate(idx):
-                generated[i] = out[j]
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        out = _generate(sim, [episodes[i].frames for i in idx], [torch.as_tensor(episodes[i].actions) for i in idx],
+                        [spans[i] for i in idx], [int(episodes[i].seed) for i in idx], teacher_forced, step_seconds)
+        for j, i in enumerate(idx):
+            generated[i] = out[j]
     truth = [e.frames[c:end].numpy() for e, (c, end) in zip(episodes, spans)]
     return Rollouts(generated, truth, float(np.mean(step_seconds)))
 
 
-def _generate(sim: Simulator, frames: torch.Tensor, actions: torch.Tensor, context: int, seeds: list[int],
-              teacher_forced: bool, step_seconds: list[float] | None = None) -> np.ndarray:
-    """Frames context..T-1 of a batch: uint8 [B, T - context, H, W, 3]. Appends each step's time
-    to `step_seconds`."""
-    sim.reset(frames[:, :context], actions[:, :context - 1], seeds=seeds)
+def _generate(sim: Simulator, frames: list[torch.Tensor], actions: list[torch.Tensor], spans: list[tuple[int, int]],
+              seeds: list[int], teacher_forced: bool, step_seconds: list[float] | None = None) -> list[np.ndarray]:
+    """Frames context..end-1 of each episode of a batch: uint8 [end - context, H, W, 3] each, for
+    per-episode frames uint8 [T_i, H, W, 3], actions [T_i] and spans (context, end). Appends each
+    step's time to `step_seconds`."""
+    contexts = [c for c, _ in spans]
+    first = min(contexts)  # every episode has this much context: one prefill for the batch ...
+    sim.reset(torch.stack([f[:first] for f in frames]), torch.stack([a[:first - 1] for a in actions]), seeds=seeds)
+    for c in sorted(set(contexts) - {first}):  # ... then the longer contexts, restarted in place
+        idx = [j for j, cj in enumerate(contexts) if cj == c]
+        sim.reset_indices(idx, torch.stack([frames[j][:c] for j in idx]), torch.stack([actions[j][:c - 1] for j in idx]),
+                          [seeds[j] for j in idx])
     out = []
-    for t in range(context, frames.shape[1]):
+    for s in range(max(end - c for c, end in spans)):
+        # frame index each element generates; one that is done repeats its last (the output is cut)
+        t = [min(c + s, end - 1) for c, end in spans]
         memory = sim.cache.snapshot() if teacher_forced else None
-        out.append(sim.step(actions[:, t - 1])[0].numpy())
+        out.append(sim.step(torch.stack([a[tj - 1] for a, tj in zip(actions, t)]))[0].numpy())
         if step_seconds is not None:
             step_seconds.append(sim.last_step_seconds)
         if teacher_forced:
             sim.cache = memory  # forget the generated frame, remember the true one
-            sim.observe(frames[:, t:t + 1], actions[:, t - 1:t])
-    return np.stack(out, 1)
+            sim.observe(torch.stack([f[tj:tj + 1] for f, tj in zip(frames, t)]),
+                        torch.stack([a[tj - 1:tj] for a, tj in zip(actions, t)]))
+    out = np.stack(out, 1)  # [B, steps, H, W, 3]
+    return [out[j, :end - c] for j, (c, end) in enumerate(spans)]
 
 
 def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
