@@ -187,12 +187,27 @@ class Simulator:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
-    def reset(self, frames: Tensor, actions: Tensor | None = None, seeds: list[int] | None = None) -> Tensor:
-        """Start B episodes from context frames. Returns the latest frames uint8 [B, H, W, 3]."""
-        frames = torch.as_tensor(frames)
-        self.cache = self.prefill(frames, actions)
-        self.frames = frames[:, -1].clone()
-        seeds = list(range(frames.shape[0])) if seeds is None else list(seeds)
+    def reset(self, frames: Tensor | list[Tensor], actions: Tensor | list[Tensor] | None = None,
+              seeds: list[int] | None = None) -> Tensor:
+        """Start B episodes from context frames uint8 [B, T, H, W, 3] and actions [B, T-1] (see
+        `prefill`), or from contexts of different lengths: lists of B frames [T_i, H, W, 3] and
+        actions [T_i - 1], prefilled a length at a time into one batch. Returns the latest frames
+        uint8 [B, H, W, 3]."""
+        if isinstance(frames, (list, tuple)):
+            by_length: dict[int, list[int]] = {}
+            for j, f in enumerate(frames):
+                by_length.setdefault(len(f), []).append(j)
+            cache = None
+            for idx in by_length.values():
+                part = self.prefill(torch.stack([torch.as_tensor(frames[j]) for j in idx]),
+                                    None if actions is None else torch.stack([torch.as_tensor(actions[j]) for j in idx]))
+                cache = part.select([0] * len(frames)) if cache is None else cache  # B slots, all overwritten
+                cache.put(idx, part)
+            self.cache, self.frames = cache, torch.stack([torch.as_tensor(f[-1]) for f in frames])
+        else:
+            frames = torch.as_tensor(frames)
+            self.cache, self.frames = self.prefill(frames, actions), frames[:, -1].clone()
+        seeds = list(range(len(frames))) if seeds is None else list(seeds)
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         return self.frames
 

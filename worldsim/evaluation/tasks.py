@@ -113,25 +113,21 @@ def _generate(sim: Simulator, frames: list[torch.Tensor], actions: list[torch.Te
     """Frames context..end-1 of each episode of a batch: uint8 [end - context, H, W, 3] each, for
     per-episode frames uint8 [T_i, H, W, 3], actions [T_i] and spans (context, end). Appends each
     step's time to `step_seconds`."""
-    contexts = [c for c, _ in spans]
-    first = min(contexts)  # every episode has this much context: one prefill for the batch ...
-    sim.reset(torch.stack([f[:first] for f in frames]), torch.stack([a[:first - 1] for a in actions]), seeds=seeds)
-    for c in sorted(set(contexts) - {first}):  # ... then the longer contexts, restarted in place
-        idx = [j for j, cj in enumerate(contexts) if cj == c]
-        sim.reset_indices(idx, torch.stack([frames[j][:c] for j in idx]), torch.stack([actions[j][:c - 1] for j in idx]),
-                          [seeds[j] for j in idx])
+    sim.reset([f[:c] for f, (c, _) in zip(frames, spans)], [a[:c - 1] for a, (c, _) in zip(actions, spans)], seeds)
+    steps = max(end - c for c, end in spans)
+    # the frame each element generates at each step; one that is done repeats its last (its output is cut)
+    t = [torch.arange(c, c + steps).clamp(max=end - 1) for c, end in spans]
+    produced = torch.stack([a[tj - 1] for a, tj in zip(actions, t)])  # [B, steps]: the action into each
+    true = torch.stack([f[tj] for f, tj in zip(frames, t)]) if teacher_forced else None  # [B, steps, H, W, 3]
     out = []
-    for s in range(max(end - c for c, end in spans)):
-        # frame index each element generates; one that is done repeats its last (the output is cut)
-        t = [min(c + s, end - 1) for c, end in spans]
+    for s in range(steps):
         memory = sim.cache.snapshot() if teacher_forced else None
-        out.append(sim.step(torch.stack([a[tj - 1] for a, tj in zip(actions, t)]))[0].numpy())
+        out.append(sim.step(produced[:, s])[0].numpy())
         if step_seconds is not None:
             step_seconds.append(sim.last_step_seconds)
         if teacher_forced:
             sim.cache = memory  # forget the generated frame, remember the true one
-            sim.observe(torch.stack([f[tj:tj + 1] for f, tj in zip(frames, t)]),
-                        torch.stack([a[tj - 1:tj] for a, tj in zip(actions, t)]))
+            sim.observe(true[:, s:s + 1], produced[:, s:s + 1])
     out = np.stack(out, 1)  # [B, steps, H, W, 3]
     return [out[j, :end - c] for j, (c, end) in enumerate(spans)]
 
