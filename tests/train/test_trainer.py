@@ -16,6 +16,7 @@ from worldsim.checkpoint import load_model, load_tensors, resolve
 from worldsim.config import preset
 from worldsim.diffusion import ObjectiveConfig, sample_noise_levels
 from worldsim.model import LSSVWM
+from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, plan_window, prepare_window
 from worldsim.train.trainer import Trainer
@@ -236,3 +237,23 @@ def test_export_keeps_the_ema_in_half_precision_and_chains_the_stages(tmp_path, 
     trained = json.loads((export(tmp_path / "run2", tmp_path / "ship2") / "config.json").read_text())["trained"]
     assert [s["steps"] for s in trained["stages"]] == [3, 2] and trained["steps"] == 5
     assert trained["stages"][1]["init_from"] == str(stage1)
+
+
+def test_a_run_started_from_a_checkpoint_keeps_its_sampler_settings_through_resume(tmp_path, fixed_source):
+    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
+    first.fit(2)
+    config_path = resolve(tmp_path / "a") / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["sampling"] == DEFAULT_SAMPLING
+    config["sampling"] = {"steps": 2, "context_noise": 0.3}  # as if chosen by measurement for these weights
+    config_path.write_text(json.dumps(config))
+
+    second = Trainer(tiny_cfg(seed=1), tmp_path / "b", device="cpu", source=fixed_source, show_progress=False)
+    second.init_from(tmp_path / "a")
+    second.fit(1)
+    expected = {**DEFAULT_SAMPLING, "steps": 2, "context_noise": 0.3}
+    assert json.loads((resolve(tmp_path / "b") / "config.json").read_text())["sampling"] == expected
+    resumed = Trainer(tiny_cfg(seed=1), tmp_path / "b", device="cpu", source=fixed_source, show_progress=False)
+    resumed.resume(tmp_path / "b")
+    resumed.fit(2)
+    assert json.loads((resolve(tmp_path / "b") / "config.json").read_text())["sampling"] == expected

@@ -110,11 +110,14 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)  # window plans (CPU)
         self.noise_generator = torch.Generator(self.device).manual_seed(seed)  # noise, on the training device
         self.stop_requested = False
+        # the sampler settings a checkpoint of this run is generated with; a run started from another
+        # checkpoint keeps that one's, which were chosen by measurement for the weights it starts from
+        self.sampling = dict(DEFAULT_SAMPLING)
 
     # -- checkpoints -------------------------------------------------------------------------
     def config_json(self) -> dict:
         return {"model": json.loads(self.model.cfg.to_json()), "train": _jsonable(self.cfg.to_dict()),
-                "source": self.source.describe(), "sampling": dict(DEFAULT_SAMPLING)}
+                "source": self.source.describe(), "sampling": dict(self.sampling)}
 
     def save(self) -> Path | None:
         if not self.is_main:
@@ -145,10 +148,12 @@ class Trainer:
                              f"{[mine.get(k) for k in diff[:3]]})")
         self.model.load_state_dict(weights)
         self.ema.load_state_dict(weights)
+        self.sampling.update(config.get("sampling", {}))
 
     def resume(self, run_dir: str | Path) -> None:
         path = resolve(run_dir)
         state = json.loads((path / "trainer_state.json").read_text())
+        self.sampling.update(load_config(path).get("sampling", {}))
         self.model.load_state_dict(load_tensors(path, "model", self.device))
         self.ema.load_state_dict(load_tensors(path, "ema", self.device))
         load_optimizer(self.opt, load_tensors(path, "optimizer", self.device), state["optimizer_param_groups"])
