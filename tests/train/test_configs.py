@@ -1,0 +1,29 @@
+"""The training configs shipped in configs/: each must load, build its model, and -- where it starts
+from the shipped checkpoint -- fit that checkpoint's tensors, so a GPU lease is not spent on a
+config that fails at its first line."""
+
+from pathlib import Path
+
+import pytest
+
+from worldsim.checkpoint import load_model
+from worldsim.model import LSSVWM
+from worldsim.train.config import load_train_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.json"))
+
+
+def test_the_config_folder_is_found():
+    assert len(CONFIGS) >= 10
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads_and_its_model_builds(path):
+    cfg = load_train_config(str(path))
+    assert cfg.total_steps > 0 and cfg.window_at(cfg.total_steps) >= 1
+    model = LSSVWM(cfg.model)
+    if cfg.init_from:
+        shipped, _ = load_model(cfg.init_from)
+        theirs = {k: tuple(v.shape) for k, v in shipped.state_dict().items()}
+        assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == theirs, \
+            f"{path.name}: its model does not take the weights of {cfg.init_from!r}"
