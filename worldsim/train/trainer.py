@@ -133,8 +133,9 @@ class Trainer:
                                 {"trainer_state.json": state})
 
     def init_from(self, checkpoint: str | Path) -> None:
-        """Start from another run's weights (EMA when it has them) with a fresh optimizer and step 0:
-        continuing a model under a new recipe, e.g. longer windows, when its optimizer state is gone.
+        """Start from another run's weights (EMA when it has them) and sampler settings, with a fresh
+        optimizer and step 0: continuing a model under a new recipe, e.g. longer windows, when its
+        optimizer state is gone.
         The model config may differ where the parameters do not (another SSM block layout or attention
         window): the same tensors then start a model that scans or attends differently."""
         theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
