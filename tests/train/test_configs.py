@@ -2,6 +2,7 @@
 from the shipped checkpoint -- fit that checkpoint's tensors, so a GPU lease is not spent on a
 config that fails at its first line."""
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ from worldsim.model import LSSVWM
 from worldsim.train.config import load_train_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.json"))
+
+
+def shapes(model) -> dict:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+@functools.cache
+def checkpoint_shapes(name: str) -> dict:
+    """Tensor shapes of a checkpoint, loaded once for all the configs that start from it."""
+    return shapes(load_model(name)[0])
 
 
 def test_the_config_folder_is_found():
@@ -23,7 +34,5 @@ def test_config_loads_and_its_model_builds(path):
     assert cfg.total_steps > 0 and cfg.window_at(cfg.total_steps) >= 1
     model = LSSVWM(cfg.model)
     if cfg.init_from:
-        shipped, _ = load_model(cfg.init_from)
-        theirs = {k: tuple(v.shape) for k, v in shipped.state_dict().items()}
-        assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == theirs, \
+        assert shapes(model) == checkpoint_shapes(cfg.init_from), \
             f"{path.name}: its model does not take the weights of {cfg.init_from!r}"
