@@ -47,6 +47,7 @@ SHAPES = {  # b, l, h, p, g, n, chunk
     "l_1": (2, 1, 2, 4, 1, 8, 64),
     "one_head_per_group": (1, 100, 4, 4, 4, 8, 16),
     "several_segments": (1, 300, 2, 4, 1, 8, 4),  # 75 chunks: more than one segment of 64
+    "one_chunk_last_segment": (1, 260, 2, 4, 1, 8, 4),  # 65 chunks: the state carried into a lone chunk
 }
 
 
@@ -102,10 +103,12 @@ def test_steps_equal_scan_and_leave_state_untouched():
     assert_close(state, state_scan, 1e-5)
 
 
-def test_chunk_kernel_gradcheck():
+@pytest.mark.parametrize("c", [1, 2], ids=["one_chunk", "two_chunks"])
+def test_chunk_kernel_gradcheck(c):
     # The chunk algorithm is dtype-agnostic below ssd_scan's float32 cast, so check it in float64;
-    # one segment of 2 chunks, with the -inf masks of segsum on the gradient's path.
-    b, h, p, g, n, c, q = 1, 2, 2, 1, 3, 2, 3
+    # one segment of 1 chunk (its own path: no recurrence across chunks) or 2, with the -inf masks
+    # of segsum on the gradient's path.
+    b, h, p, g, n, q = 1, 2, 2, 1, 3, 3
     gen = torch.Generator().manual_seed(0)
     randn = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)  # noqa: E731
     xdt, B, C, state = randn(b, c, q, h, p), randn(b, c, q, g, n), randn(b, c, q, g, n), randn(b, h, p, n)

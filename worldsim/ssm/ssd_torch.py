@@ -58,13 +58,21 @@ def _scan_chunks(xdt: Tensor, a: Tensor, B: Tensor, C: Tensor, state: Tensor) ->
 
     # 3. Across chunks: the state entering chunk k is the decayed sum of the incoming state and the
     # states of chunks 0..k-1. Row k of exp(segsum) over the chunks' total decays weighs them.
-    states = torch.cat([rearrange(state, "b h p n -> b h 1 (p n)"), chunk_states], dim=2)
-    decay_across = torch.exp(segsum(F.pad(a_cs[..., -1], (1, 0))))  # [b, h, c+1, c+1]
-    states = decay_across @ states  # [b, h, c+1, p*n]: entering each chunk, then leaving the last
-    final = rearrange(states[:, :, -1], "b h (p n) -> b h p n", n=n)
+    state = rearrange(state, "b h p n -> b h 1 (p n)")
+    if chunk_states.shape[2] == 1:
+        # One chunk (every inference step): it enters with `state` and leaves with its decayed sum
+        # and its own, the same as below without moving the (large) states through a (2 x 2) matmul.
+        states_in = state
+        final = torch.exp(a_cs[..., -1:]) * state + chunk_states
+    else:
+        states = torch.cat([state, chunk_states], dim=2)
+        decay_across = torch.exp(segsum(F.pad(a_cs[..., -1], (1, 0))))  # [b, h, c+1, c+1]
+        states = decay_across @ states  # [b, h, c+1, p*n]: entering each chunk, then leaving the last
+        states_in, final = states[:, :, :-1], states[:, :, -1:]
+    final = rearrange(final, "b h 1 (p n) -> b h p n", n=n)
 
     # 4. What the entering state contributes to each step: C_i . state, decayed to step i.
-    states_in = rearrange(states[:, :, :-1], "b (g r) c (p n) -> b c g n (r p)", g=g, n=n)
+    states_in = rearrange(states_in, "b (g r) c (p n) -> b c g n (r p)", g=g, n=n)
     y_off = rearrange(C, "b c q g n -> b c g q n") @ states_in  # [b, c, g, Q, r*p]
     y_off = rearrange(y_off, "b c g q (r p) -> b c g r q p", p=p)
     y = y + y_off * rearrange(torch.exp(a_cs), "b (g r) c q -> b c g r q 1", g=g)
