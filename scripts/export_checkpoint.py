@@ -37,6 +37,8 @@ def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
     save_tensors(weights, tmp, "model")
     stage = {"steps": state["step"], "window_schedule": config["train"]["window_schedule"],
              "init_from": config["train"].get("init_from", "")}
+    if config["train"].get("init_reinit"):
+        stage["init_reinit"] = config["train"]["init_reinit"]
     stages = prior_stages(stage["init_from"]) + [stage]
     config["trained"] = {"steps": sum(s["steps"] for s in stages), "stages": stages,
                          "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}

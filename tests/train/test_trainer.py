@@ -82,6 +82,18 @@ def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path, fixe
     for (name, a), b in zip(first.ema.state_dict().items(), relaid.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert relaid.model.cfg.ssm_blocks == ((4, 4), (4, 4))
+    # re-seeded memory horizons: the named parameters keep the new model's own initialisation
+    reseeded = Trainer(tiny_cfg(model=dataclasses.replace(preset("tiny"), ssm_dt_init="frame")), tmp_path / "e",
+                       device="cpu", source=fixed_source)
+    own = {k: v.clone() for k, v in reseeded.model.state_dict().items()}
+    reseeded.init_from(tmp_path / "a", reinit=("ssm.dt_bias", "ssm.A_log"))
+    kept = [k for k in own if k.endswith(("ssm.dt_bias", "ssm.A_log"))]
+    assert len(kept) == 4
+    for (name, a), b in zip(first.ema.state_dict().items(), reseeded.model.state_dict().values()):
+        assert torch.equal(b, own[name] if name in kept else a), name
+    assert not any(torch.equal(own[k], first.ema.state_dict()[k]) for k in kept)
+    with pytest.raises(ValueError, match="'ssm.dt_scale' names no parameter"):
+        reseeded.init_from(tmp_path / "a", reinit=("ssm.dt_scale",))
 
 
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):

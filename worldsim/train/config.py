@@ -39,6 +39,9 @@ class TrainConfig:
     maze_pool: int = 256  # mazes generated in lockstep; batches are slices of the pool
     episode_length: int = 2000
     init_from: str = ""  # a checkpoint (path or shipped name) whose weights start a new run; "" = random init
+    # parameters (name suffixes, e.g. "ssm.dt_bias") that keep this run's fresh initialisation instead
+    # of init_from's values: re-seeding the SSM's memory horizons in weights trained with other ones
+    init_reinit: tuple[str, ...] = ()
 
     def __post_init__(self):
         steps = [s for s, _ in self.window_schedule]
@@ -50,6 +53,8 @@ class TrainConfig:
             raise ValueError("probabilities must lie in [0, 1]")
         if self.segment_frames < 0 or self.batch_size < 1:
             raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
+        if self.init_reinit and not self.init_from:
+            raise ValueError("init_reinit names parameters to re-initialise in init_from's weights: set init_from")
 
     def window_at(self, step: int) -> int:
         """Training window length at `step` (gradual context extension)."""
@@ -76,6 +81,8 @@ class TrainConfig:
         d["model"] = preset(model) if isinstance(model, str) else ModelConfig.from_dict(model)
         if "window_schedule" in d:
             d["window_schedule"] = tuple(tuple(int(v) for v in x) for x in d["window_schedule"])
+        if "init_reinit" in d:
+            d["init_reinit"] = tuple(str(v) for v in d["init_reinit"])
         return cls(**d)
 
 

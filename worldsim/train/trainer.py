@@ -132,21 +132,29 @@ class Trainer:
                                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
                                 {"trainer_state.json": state})
 
-    def init_from(self, checkpoint: str | Path) -> None:
+    def init_from(self, checkpoint: str | Path, reinit: tuple[str, ...] = ()) -> None:
         """Start from another run's weights (EMA when it has them) and sampler settings, with a fresh
         optimizer and step 0: continuing a model under a new recipe, e.g. longer windows, when its
         optimizer state is gone.
         The model config may differ where the parameters do not (another SSM block layout or attention
-        window): the same tensors then start a model that scans or attends differently."""
+        window): the same tensors then start a model that scans or attends differently. Parameters
+        whose names end in one of `reinit` keep this model's own initialisation (e.g. "ssm.dt_bias"
+        and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights)."""
         theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
         weights = theirs.state_dict()
-        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        fresh = self.model.state_dict()
+        mine = {k: tuple(v.shape) for k, v in fresh.items()}
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != mine:
             diff = sorted(k for k in set(mine) | set(shapes) if mine.get(k) != shapes.get(k))
             raise ValueError(f"init_from {config['path']}: its parameters differ from this run's model "
                              f"({len(diff)} tensors, e.g. {diff[:3]}: {[shapes.get(k) for k in diff[:3]]} vs "
                              f"{[mine.get(k) for k in diff[:3]]})")
+        for suffix in reinit:
+            names = [k for k in fresh if k.endswith(suffix)]
+            if not names:
+                raise ValueError(f"init_reinit {suffix!r} names no parameter of this model")
+            weights.update({k: fresh[k] for k in names})
         self.model.load_state_dict(weights)
         self.ema.load_state_dict(weights)
         self.sampling.update(config.get("sampling", {}))
