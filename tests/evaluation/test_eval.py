@@ -52,6 +52,16 @@ def test_eval_takes_the_sampler_commit_flag(tmp_path, tiny_checkpoint):
     assert r["provenance"]["config"]["sampling"]["commit_in_sampler"] is True
 
 
+def test_teacher_forced_flag_feeds_the_true_frames_in_any_task(tmp_path, tiny_checkpoint):
+    free = run_eval(tmp_path / "free", tiny_checkpoint, "retrieval", "--context", "6", "--generate", "4")
+    forced = run_eval(tmp_path / "forced", tiny_checkpoint, "retrieval", "--context", "6", "--generate", "4",
+                      "--teacher-forced")
+    assert (free["teacher_forced"], forced["teacher_forced"]) == (False, True)
+    a, b = (np.array(r["metrics"]["per_frame"]["psnr"]) for r in (free, forced))
+    assert np.allclose(a[:, 0], b[:, 0])  # the first frame follows the true context either way
+    assert not np.allclose(a[:, 1:], b[:, 1:])  # later ones follow true frames only when forced
+
+
 def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):
     r = run_eval(tmp_path, tiny_checkpoint, "recall", "--context", "10")["recall"]
     assert r["episodes_scored"] == 2 and r["reader_accuracy_on_truth"] == 1.0

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,28 @@ def test_gradual_context_extension_grows_the_window(tmp_path, fixed_source):
     assert asked == [(4, 12)] * 3 + [(8, 6)] * 2 + [(12, 4)] * 2  # frames per step stay 48
     logged = [json.loads(line)["window"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == [w for w, _ in asked]
+
+
+def test_logged_throughput_counts_every_step_since_the_last_row(tmp_path, fixed_source):
+    class SlowSecondFetch:  # like the maze pool's re-render: every third fetch, never on a logged step
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(fixed_source, name)
+
+        def next(self, window, batch):
+            SlowSecondFetch.calls += 1
+            if SlowSecondFetch.calls % 3 == 2:
+                time.sleep(0.2)
+            return fixed_source.next(window, batch)
+
+    Trainer(tiny_cfg(log_every=3), tmp_path, device="cpu", source=SlowSecondFetch(), show_progress=False).fit(6)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["interval_steps"]) for r in rows] == [(3, 3), (6, 3)]
+    for r in rows:
+        assert r["data_seconds"] < 0.2  # the logged step's own fetch was quick ...
+        wall = 3 * r["frames"] / r["interval_frames_per_s"]
+        assert r["interval_data_share"] * wall >= 0.2  # ... the interval's slow one is counted
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

@@ -4,6 +4,7 @@
     worldsim eval --checkpoint C --task reasoning  [--context 576 --generate 224]
     worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
     worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
+    worldsim eval --checkpoint C --task recall --teacher-forced   # any task, true frames before each frame
     worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval]
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
@@ -39,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "this many of the way back; default: all)")
     p.add_argument("--episodes", type=int, default=16, help="episodes (held-out maze seeds or shard windows)")
     p.add_argument("--data", help="next-frame: a shard directory of the user's env instead of the maze")
+    p.add_argument("--teacher-forced", action="store_true",
+                   help="generate each frame after the true frames before it (next-frame always does): the "
+                        "fidelity a task's frames reach when memory and the path never drift")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     add_sampling_arguments(p)
@@ -82,8 +86,9 @@ def run_task(args) -> int:
         episodes = maze_episodes(args.task, args.episodes, context, generate, maze_size(config), model.cfg.image_size)
     print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampling_steps}, "
           f"device {sim.device}")
+    teacher_forced = args.teacher_forced or args.task == "next-frame"
     result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
-                                teacher_forced=args.task == "next-frame", batch_size=args.batch_size)
+                                teacher_forced=teacher_forced, batch_size=args.batch_size)
     if args.task == "recall":
         result["recall"] = recall_scores(episodes, rollouts)
 
@@ -93,7 +98,7 @@ def run_task(args) -> int:
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
                       config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,
-               "generate": generate, **result}
+               "generate": generate, "teacher_forced": teacher_forced, **result}
     files = [write_json(out / f"{args.task}.json", payload, prov),
              plots.metric_curves({args.task: result["metrics"]}, out / f"{args.task}_metrics.png", prov, args.task),
              plots.frame_strip(*same_length(rollouts.truth, rollouts.generated), out / f"{args.task}_strip.png", prov,

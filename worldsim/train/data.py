@@ -42,6 +42,7 @@ class MazeSource:
     def next(self, window: int, batch: int) -> TrajectoryBatch:
         B = batch
         if self.pool is None or self.pool.frames.shape[1] != window or self.cursor + B > self.pool.frames.shape[0]:
+            self.pool = None  # freed before the next is rendered: one pool in memory, not two
             self.pool, self.cursor = self.generator.next_window(window), 0
         part = TrajectoryBatch(**{f.name: getattr(self.pool, f.name)[self.cursor:self.cursor + B]
                                   for f in dataclasses.fields(TrajectoryBatch)})

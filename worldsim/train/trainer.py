@@ -179,7 +179,11 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         window = cfg.window_at(self.step)
+        t0 = time.perf_counter()
         batch = self.source.next(window, cfg.batch_at(self.step))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()  # the maze renders on the training device: count its time here
+        data_seconds = time.perf_counter() - t0
         w = prepare_window(batch.frames.to(self.device), batch.actions.to(self.device), batch.rewards.to(self.device),
                            batch.terminated.to(self.device), self.objective.objective, self.noise_generator)
         plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator)
@@ -205,7 +209,8 @@ class Trainer:
             torch._foreach_lerp_(ema_p, p, 1.0 - ema_decay_at(self.step, cfg.ema_decay))
         self.step += 1
         return {"loss": logs["diffusion"] + logs["heads"], **logs, "grad_norm": float(grad_norm),
-                "lr": self.opt.param_groups[0]["lr"], "window": window, "frames": w.x0.shape[0] * window * self.world}
+                "lr": self.opt.param_groups[0]["lr"], "window": window, "frames": w.x0.shape[0] * window * self.world,
+                "data_seconds": data_seconds}
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, steps: int) -> dict | None:
@@ -216,6 +221,10 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.step, disable=not (self.is_main and self.show_progress), desc="train",
                    dynamic_ncols=True)
         last = None
+        # a logged row's `seconds` is its own step; the interval since the last row (saves and the
+        # steps that re-render the maze pool included) gives the throughput the run really has
+        new_interval = lambda: {"start": time.perf_counter(), "steps": 0, "frames": 0, "data_seconds": 0.0}  # noqa: E731
+        interval = new_interval()
         try:
             while self.step < steps and not self.stop_requested:
                 t0 = time.perf_counter()
@@ -224,11 +233,18 @@ class Trainer:
                     torch.cuda.synchronize()
                 dt = time.perf_counter() - t0
                 last.update(step=self.step, seconds=dt, frames_per_s=last["frames"] / dt)
+                for k in ("frames", "data_seconds"):
+                    interval[k] += last[k]
+                interval["steps"] += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", fps=f"{last['frames_per_s']:.0f}", T=last["window"])
                 if log and (self.step % self.cfg.log_every == 0 or self.step == steps):
+                    wall = time.perf_counter() - interval["start"]
+                    last.update(interval_steps=interval["steps"], interval_frames_per_s=interval["frames"] / wall,
+                                interval_data_share=interval["data_seconds"] / wall)
                     log.write(json.dumps(last) + "\n")
                     log.flush()
+                    interval = new_interval()
                 if self.step % self.cfg.save_every == 0:
                     self.save()
                 if self.is_main and self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
