@@ -1,21 +1,27 @@
 """One comparison table from rows of several `worldsim eval --task compare` runs.
 
     python benchmarks/compare_table.py RUN_A/compare_retrieval.json:lssvwm="LSSVWM (dt frame)" \\
-        RUN_B/compare_retrieval.json:sliding_attention --metrics "LSSVWM (dt frame)"=RUN_A/lssvwm/metrics.jsonl
+        RUN_B/compare_retrieval.json:sliding_attention --metrics "LSSVWM (dt frame)"=RUN_A/lssvwm/metrics.jsonl \\
+        [--out table.md] [--plot metrics.png]
 
 Device time comes in pieces, so the models of one comparison are often trained and evaluated in
 different runs. Their rows are comparable when the runs scored the same held-out episodes (seeds),
 with the same context and generated lengths and the same sliding window: this script checks that
 and refuses otherwise. The first row must be an LSSVWM row: the paired differences (over the same
 episodes) are taken against it. Each SPEC is `PATH:ARCHITECTURE[=LABEL]`; `--metrics LABEL=PATH`
-fills the final-loss column from a training log for rows whose run did not record it.
+fills the final-loss column from a training log for rows whose run did not record it. `--plot`
+draws the rows' metrics vs frame distance in one figure. A run cut off before its own table still
+left each model's one-row result in OUT/ARCH (`worldsim eval --task compare` writes it as soon as
+the model is scored): those merge here like any other.
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from worldsim.evaluation.compare import final_loss, paired_difference, psnr_beyond, table_markdown
+from worldsim.evaluation.plots import metric_curves
 
 SAME_ACROSS_RUNS = ("task", "context", "generate", "episodes")
 
@@ -48,7 +54,7 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
         found = [r for r in result["table"] if r["architecture"] == arch]
         if not found:
             raise ValueError(f"{path} has no {arch!r} row (it has {[r['architecture'] for r in result['table']]})")
-        row = dict(found[0], label=label)
+        row = dict(found[0], label=label, provenance=result["provenance"])
         row["psnr_beyond_window"] = psnr_beyond(row["metrics"]["per_frame"]["psnr"], shared["sliding_window"])
         if label in metrics:
             if not metrics[label].is_file():
@@ -68,12 +74,21 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
     return rows, shared
 
 
+def plot(rows: list[dict], task: str, path: Path) -> Path:
+    """Every row's metrics vs frame distance; the footer names the first row's run and every row's
+    checkpoint (by label)."""
+    prov = dict(rows[0]["provenance"], command=None, argv=list(sys.argv),
+                checkpoints={r["label"]: r["provenance"]["checkpoints"][r["architecture"]] for r in rows})
+    return metric_curves({r["label"]: r["metrics"] for r in rows}, path, prov, f"{task}: equal parameters and steps")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("rows", nargs="+", metavar="PATH:ARCHITECTURE[=LABEL]")
     p.add_argument("--metrics", action="append", default=[], metavar="LABEL=PATH",
                    help="training log (metrics.jsonl) of a row, for its final-loss column")
     p.add_argument("--out", help="also write the table here (markdown)")
+    p.add_argument("--plot", help="also draw the rows' metrics vs frame distance here (PNG)")
     args = p.parse_args()
     metrics = {}
     for item in args.metrics:
@@ -87,6 +102,8 @@ def main() -> None:
     if args.out:
         logs = "".join(f"\nFinal loss from: {item}" for item in args.metrics)
         Path(args.out).write_text(table + "\nRows: " + ", ".join(args.rows) + logs + "\n")
+    if args.plot:
+        print(f"wrote {plot(rows, shared['task'], Path(args.plot))}")
 
 
 if __name__ == "__main__":

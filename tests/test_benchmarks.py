@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from worldsim.config import preset
+from worldsim.evaluation.metrics import summarize
+from worldsim.evaluation.provenance import provenance
 from worldsim.model import LSSVWM
 
 
@@ -45,10 +47,12 @@ def compare_result(path: Path, rows: dict[str, list[list[float]]], episodes=(7, 
     per-frame PSNRs (one list per episode) for each architecture."""
     table = [{"architecture": arch, "parameters": 1e6, "train_flops_per_frame": 1e9, "ssim": 0.5,
               "psnr": float(np.mean([v for e in frames for v in e])), "final_loss": 0.1,
-              "metrics": {"per_frame": {"psnr": frames}, "per_episode": {"psnr": [float(np.mean(e)) for e in frames]}}}
+              "metrics": summarize({"psnr": [np.asarray(e) for e in frames], "ssim": [np.full(len(e), 0.5) for e in frames]})}
              for arch, frames in rows.items()]
+    prov = provenance(None, "cpu", config={"sliding_window": window})
+    prov["checkpoints"] = {arch: {"path": f"runs/{arch}", "sha256": "0" * 64} for arch in rows}
     path.write_text(json.dumps({"task": "retrieval", "context": 4, "generate": None, "episodes": list(episodes),
-                                "provenance": {"config": {"sliding_window": window}}, "table": table}))
+                                "provenance": prov, "table": table}))
     return path
 
 
@@ -69,6 +73,8 @@ def test_compare_table_merges_rows_of_runs_that_scored_the_same_episodes(tmp_pat
     assert rows[2]["final_loss"] == pytest.approx(3.0) and rows[0]["final_loss"] == 0.1
     markdown = table.table_markdown(rows, shared["task"], shared["sliding_window"])
     assert "| ours, old |" in markdown and "| full_attention |" in markdown
+    figure = table.plot(rows, shared["task"], tmp_path / "merged.png")
+    assert figure.stat().st_size > 0
 
 
 def test_compare_table_refuses_rows_it_cannot_pair(tmp_path):

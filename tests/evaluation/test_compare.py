@@ -73,19 +73,40 @@ def test_compare_jobs_trains_side_by_side_like_one_at_a_time(tmp_path):
         assert a["psnr"] == pytest.approx(b["psnr"], abs=1e-3)
 
 
-def test_compare_on_cue_recall_scores_the_colour(tmp_path):
+def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, monkeypatch):
+    from worldsim.evaluation import compare
+
     config = tmp_path / "toy.json"
     config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
                                   "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
+    trained = []
+    real_train = compare.train
+    monkeypatch.setattr(compare, "train", lambda cfg, run_dir, *a: trained.append(run_dir.name) or real_train(cfg, run_dir, *a))
     out = tmp_path / "compare"
     assert main(["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--context", "10",
                  "--episodes", "2", "--sampling-steps", "1", "--architectures", "lssvwm,sliding_attention",
-                 "--compare-on", "recall", "--out", str(out)]) == 0
-    rows = json.loads((out / "compare_recall.json").read_text())["table"]
+                 "--compare-on", "recall,retrieval", "--out", str(out)]) == 0
+    assert trained == ["lssvwm", "sliding_attention"]  # each model trained once for both tasks
+    recall = json.loads((out / "compare_recall.json").read_text())
+    retrieval = json.loads((out / "compare_retrieval.json").read_text())
+    assert recall["task"] == "recall" and retrieval["task"] == "retrieval" and retrieval["context"] == 10
+    assert [r["architecture"] for r in retrieval["table"]] == ["lssvwm", "sliding_attention"]
+    assert retrieval["table"][1]["lssvwm_minus"]["episodes"] == 2 and "recall" not in retrieval["table"][0]
+    rows = recall["table"]
     assert all(r["recall"]["episodes_scored"] == 2 and r["recall"]["reader_accuracy_on_truth"] == 1.0 for r in rows)
     assert all(r["paper"] is None for r in rows)  # the paper has no recall table
     table = (out / "compare_recall.md").read_text()
     assert "cue recall" in table and len(re.findall(r"\| \d\.\d\d \(0\.33\) \|", table)) == 2
+    assert (out / "compare_retrieval_metrics.png").is_file() and (out / "compare_recall_metrics.png").is_file()
+    # each model's row, written as soon as it was scored, is the merged table's row
+    own = json.loads((out / "sliding_attention" / "compare_retrieval.json").read_text())
+    assert own["episodes"] == retrieval["episodes"] and own["table"][0]["psnr"] == retrieval["table"][1]["psnr"]
+
+
+@pytest.mark.parametrize("names", ["retrieval,next-frame", "recall,recall", ","])
+def test_compare_refuses_tasks_it_cannot_compare_on(tmp_path, capsys, names):
+    assert main(["eval", "--task", "compare", "--steps", "1", "--compare-on", names, "--out", str(tmp_path)]) == 2
+    assert "--compare-on" in capsys.readouterr().err
 
 
 def test_memory_columns_of_the_table(tmp_path):

@@ -5,7 +5,7 @@
     worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
     worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
     worldsim eval --checkpoint C --task recall --teacher-forced   # any task, true frames before each frame
-    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval]
+    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval,reasoning,recall]
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
 can instead run on windows of a user's shards (`--data`, from `worldsim record`). Writes
@@ -26,7 +26,7 @@ from worldsim.checkpoint import load_model
 from worldsim.evaluation import plots
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import (DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
+from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
                                        maze_size, recall_scores, shard_clips)
 from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments
 
@@ -55,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--architectures", help="comma-separated (default: all five)")
     g.add_argument("--sliding-window", type=int, help="frames of the sliding-attention baseline "
                    "(default: the paper's 192 per 400 context frames)")
-    g.add_argument("--compare-on", choices=("retrieval", "reasoning", "recall"),
-                   help="episodes to compare on (default: retrieval); recall also scores the cue's colour")
+    g.add_argument("--compare-on", metavar="TASKS",
+                   help="comma-separated tasks to compare on, each model trained once for all: "
+                        f"{', '.join(COMPARE_TASKS)} (default: retrieval); recall also scores the cue's colour; "
+                        "--context and --generate, when given, apply to every task")
     g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each, "
                    "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 

@@ -4,9 +4,10 @@
 
 Each architecture (config.ARCHITECTURES) is trained with the same TrainConfig -- steps, batch,
 window schedule, data seed: equal training data and steps -- at a parameter count matched to
-LSSVWM's (`parameter_matched`), then evaluated on the same held-out retrieval (or reasoning)
-episodes with the same sampler. Writes compare_TASK.json, compare_TASK.md (the table, with the
-paper's numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
+LSSVWM's (`parameter_matched`), then evaluated on the same held-out episodes of each task in
+`--compare-on` (retrieval, reasoning, recall; several tasks share one training) with the same
+sampler. Writes, per task, compare_TASK.json, compare_TASK.md (the table, with the paper's
+numbers beside ours) and compare_TASK_metrics.png. `--jobs N` trains and evaluates N
 models at once, one process each, dealt round-robin over the GPUs when there are several. On one
 GPU the processes share it: two SSM models side by side trained at 1.38x the throughput of one,
 five starved the SSM models (BENCHMARKS.md, "The paper's comparison"). Runs
@@ -35,7 +36,7 @@ from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import evaluate, lengths, maze_episodes, recall_scores
+from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate, lengths, maze_episodes, recall_scores
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer
@@ -160,11 +161,13 @@ def job_devices(device: str, models: int, jobs: int, cuda_count: int) -> list[st
     return [device] * models
 
 
-def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: int, episodes, task: str,
-                generate: int | None, out: Path, threads: int = 0):
-    """Train (or finish training) and evaluate one architecture on `device`: (table row, metric
-    summary, checkpoint), or None when a signal stopped its training. `threads` > 0 sets torch's CPU
-    threads (a worker process among --jobs)."""
+def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: int, tasks: dict, out: Path,
+                threads: int = 0):
+    """Train (or finish training) one architecture on `device`, then evaluate it on each task of
+    `tasks` ({task: (episodes, context, generate)}): ({task: (table row, metric summary)},
+    checkpoint), or None when a signal stopped its training. Each task's one-row result is written
+    to OUT/ARCH as soon as it is scored, so a run cut off later keeps it (benchmarks/compare_table.py
+    merges such rows). `threads` > 0 sets torch's CPU threads (a worker process among --jobs)."""
     if threads:
         torch.set_num_threads(threads)
     cfg = dataclasses.replace(train_cfg, model=parameter_matched(train_cfg.model, arch, window))
@@ -178,20 +181,37 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     model, config = load_model(path, weights=args.weights)
     sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype,
                                    args.commit_in_sampler)
-    result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size)
-    mean = result["metrics"]["mean"]
-    row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
-           "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
-           "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
-           "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl"),
-           "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
-           "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
-           "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
-           "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
-    if task == "recall":
-        row["recall"] = recall_scores(episodes, rollouts)
-    print(f"compare: {arch}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
-    return row, result["metrics"], path
+    scored = {}
+    for task, (episodes, context, generate) in tasks.items():
+        result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size)
+        mean = result["metrics"]["mean"]
+        row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
+               "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
+               "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
+               "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl"),
+               "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
+               "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
+               "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
+               "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
+        if task == "recall":
+            row["recall"] = recall_scores(episodes, rollouts)
+        print(f"compare: {arch}: {task}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
+        scored[task] = (row, result["metrics"])
+        write_task(task, context, generate, {arch: scored[task]}, episodes, {arch: path}, args, cfg, window,
+                   out / arch, quiet=True)
+    return scored, path
+
+
+def compare_tasks(names: str | None, context: int | None, generate: int | None) -> list[tuple[str, int, int | None]]:
+    """(task, context, generate) of each comma-separated task in `names` (default: retrieval);
+    --context and --generate, when given, apply to every task, else each takes its defaults."""
+    tasks = [t.strip() for t in (names or "retrieval").split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(COMPARE_TASKS))
+    if unknown or not tasks:
+        raise ValueError(f"--compare-on: unknown tasks {unknown}; choose from {', '.join(COMPARE_TASKS)}")
+    if len(set(tasks)) < len(tasks):
+        raise ValueError(f"--compare-on names a task twice: {names}")
+    return [(t, *lengths(t, context, generate)) for t in tasks]
 
 
 def run_compare(args) -> int:
@@ -199,20 +219,20 @@ def run_compare(args) -> int:
         raise ValueError("--task compare needs --steps (training steps of every model)")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    task = args.compare_on or "retrieval"
+    tasks = compare_tasks(args.compare_on, args.context, args.generate)
     train_cfg = load_train_config(args.train_config or "tiny")
-    context, generate = lengths(task, args.context, args.generate)
-    window = args.sliding_window or max(1, round(context * PAPER_SLIDING_WINDOW[0] / PAPER_SLIDING_WINDOW[1]))
+    first_context = tasks[0][1]  # the default sliding window follows the first task's context
+    window = args.sliding_window or max(1, round(first_context * PAPER_SLIDING_WINDOW[0] / PAPER_SLIDING_WINDOW[1]))
     architectures = [a.strip() for a in (args.architectures or ",".join(ARCHITECTURES)).split(",") if a.strip()]
     unknown = set(architectures) - set(ARCHITECTURES)
     if unknown:
         raise ValueError(f"unknown architectures {sorted(unknown)}; choose from {ARCHITECTURES}")
     out = Path(args.out or "runs/compare")
     out.mkdir(parents=True, exist_ok=True)
-    episodes = maze_episodes(task, args.episodes, context, generate, train_cfg.maze_size,
-                             train_cfg.model.image_size)
+    scoring = {task: (maze_episodes(task, args.episodes, context, generate, train_cfg.maze_size,
+                                    train_cfg.model.image_size), context, generate) for task, context, generate in tasks}
 
-    shared = (args, train_cfg, window, episodes, task, generate, out)  # the same for every model
+    shared = (args, train_cfg, window, scoring, out)  # the same for every model
     devices = job_devices(args.device, len(architectures), args.jobs,
                           torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if args.jobs == 1:
@@ -228,15 +248,23 @@ def run_compare(args) -> int:
         print(f"compare: training stopped before step {args.steps} ({', '.join(stopped)}); checkpoints are saved, "
               "the same command resumes. No table written.", file=sys.stderr)
         return 130
-    rows = [row for row, _, _ in results]
-    if "lssvwm" in architectures:
-        ours = rows[architectures.index("lssvwm")]["metrics"]["per_episode"]["psnr"]
-        for arch, row in zip(architectures, rows):
+    checkpoints = {arch: path for arch, (_, path) in zip(architectures, results)}
+    for task, context, generate in tasks:
+        write_task(task, context, generate, {arch: scored[task] for arch, (scored, _) in zip(architectures, results)},
+                   scoring[task][0], checkpoints, args, train_cfg, window, out)
+    return 0
+
+
+def write_task(task: str, context: int, generate: int | None, scored: dict, episodes, checkpoints: dict, args,
+               train_cfg: TrainConfig, window: int, out: Path, quiet: bool = False) -> None:
+    """One task's table, JSON and plot in `out` from every model's ({arch: (row, metric summary)})."""
+    rows = [row for row, _ in scored.values()]
+    if "lssvwm" in scored:
+        ours = scored["lssvwm"][0]["metrics"]["per_episode"]["psnr"]
+        for arch, (row, _) in scored.items():
             if arch != "lssvwm":
                 row["lssvwm_minus"] = paired_difference(ours, row["metrics"]["per_episode"]["psnr"])
-    summaries = {arch: summary for arch, (_, summary, _) in zip(architectures, results)}
-    checkpoints = {arch: path for arch, (_, _, path) in zip(architectures, results)}
-
+    summaries = {arch: summary for arch, (_, summary) in scored.items()}
     prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
                               "sliding_window": window, "context": context, "generate": generate})
@@ -249,6 +277,6 @@ def run_compare(args) -> int:
                                                "episodes": [int(e.seed) for e in episodes], "steps": args.steps,
                                                "lpips_note": LPIPS_UNAVAILABLE, "table": rows}, prov),
              plots.metric_curves(summaries, out / f"compare_{task}_metrics.png", prov, f"{task}: equal parameters and steps")]
-    print(table)
-    print("wrote " + ", ".join(map(str, files)))
-    return 0
+    if not quiet:
+        print(table)
+    print("wrote " + ", ".join(map(str, files)), flush=True)

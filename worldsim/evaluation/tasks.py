@@ -21,6 +21,7 @@ from worldsim.simulator import Simulator
 from worldsim.sources import MAZE_ID
 
 TASKS = ("retrieval", "reasoning", "recall", "next-frame")
+COMPARE_TASKS = TASKS[:3]  # the paper's memory tasks (and cue recall): free-running after a context
 # (context, generate) per task: the paper's settings where it has them. Retrieval generates the
 # whole way back by default; recall's context is the time spent away from the cue.
 DEFAULT_LENGTHS = {"retrieval": (400, None), "reasoning": (576, 224), "recall": (500, None), "next-frame": (400, 100)}
