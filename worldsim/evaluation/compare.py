@@ -164,8 +164,7 @@ def job_devices(device: str, models: int, jobs: int, cuda_count: int) -> list[st
 def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: int, tasks: dict, out: Path,
                 threads: int = 0):
     """Train (or finish training) one architecture on `device`, then evaluate it on each task of
-    `tasks` ({task: (episodes, context, generate)}): ({task: (table row, metric summary)},
-    checkpoint), or None when a signal stopped its training. Each task's one-row result is written
+    `tasks` ({task: (episodes, context, generate)}): ({task: table row}, checkpoint), or None when a signal stopped its training. Each task's one-row result is written
     to OUT/ARCH as soon as it is scored, so a run cut off later keeps it (benchmarks/compare_table.py
     merges such rows). `threads` > 0 sets torch's CPU threads (a worker process among --jobs)."""
     if threads:
@@ -181,24 +180,24 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     model, config = load_model(path, weights=args.weights)
     sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype,
                                    args.commit_in_sampler)
+    model_columns = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
+                     "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
+                     "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
+                     "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl")}
     scored = {}
     for task, (episodes, context, generate) in tasks.items():
         result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size)
         mean = result["metrics"]["mean"]
-        row = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
-               "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
-               "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
-               "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl"),
-               "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
+        row = {**model_columns, "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
                "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
                "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
                "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
         if task == "recall":
             row["recall"] = recall_scores(episodes, rollouts)
         print(f"compare: {arch}: {task}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
-        scored[task] = (row, result["metrics"])
-        write_task(task, context, generate, {arch: scored[task]}, episodes, {arch: path}, args, cfg, window,
-                   out / arch, quiet=True)
+        scored[task] = row
+        write_task(task, context, generate, {arch: row}, episodes, {arch: path}, args, cfg, window, out / arch,
+                   quiet=True)
     return scored, path
 
 
@@ -257,14 +256,14 @@ def run_compare(args) -> int:
 
 def write_task(task: str, context: int, generate: int | None, scored: dict, episodes, checkpoints: dict, args,
                train_cfg: TrainConfig, window: int, out: Path, quiet: bool = False) -> None:
-    """One task's table, JSON and plot in `out` from every model's ({arch: (row, metric summary)})."""
-    rows = [row for row, _ in scored.values()]
+    """One task's table, JSON and plot in `out` from every model's row ({arch: row})."""
+    rows = list(scored.values())
     if "lssvwm" in scored:
-        ours = scored["lssvwm"][0]["metrics"]["per_episode"]["psnr"]
-        for arch, (row, _) in scored.items():
+        ours = scored["lssvwm"]["metrics"]["per_episode"]["psnr"]
+        for arch, row in scored.items():
             if arch != "lssvwm":
                 row["lssvwm_minus"] = paired_difference(ours, row["metrics"]["per_episode"]["psnr"])
-    summaries = {arch: summary for arch, (_, summary) in scored.items()}
+    summaries = {arch: row["metrics"] for arch, row in scored.items()}
     prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
                               "sliding_window": window, "context": context, "generate": generate})
