@@ -103,6 +103,22 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     assert own["episodes"] == retrieval["episodes"] and own["table"][0]["psnr"] == retrieval["table"][1]["psnr"]
 
 
+def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp_path):
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+                                  "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
+    args = ["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--context", "6",
+            "--generate", "4", "--episodes", "2", "--sampling-steps", "1", "--weights", "model",
+            "--architectures", "lssvwm"]
+    results = {}
+    for seed in ("0", "1"):
+        assert main(args + ["--seed", seed, "--out", str(tmp_path / seed)]) == 0
+        results[seed] = json.loads((tmp_path / seed / "compare_retrieval.json").read_text())
+    assert [results[s]["provenance"]["config"]["train"]["seed"] for s in "01"] == [0, 1]
+    assert results["0"]["episodes"] == results["1"]["episodes"]
+    assert results["0"]["table"][0]["psnr"] != results["1"]["table"][0]["psnr"]  # other initial weights
+
+
 @pytest.mark.parametrize("names", ["retrieval,next-frame", "recall,recall", ","])
 def test_compare_refuses_tasks_it_cannot_compare_on(tmp_path, capsys, names):
     assert main(["eval", "--task", "compare", "--steps", "1", "--compare-on", names, "--out", str(tmp_path)]) == 2

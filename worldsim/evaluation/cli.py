@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compare (--task compare)")
     g.add_argument("--train-config", help="training preset or JSON file, the same for every model (default: tiny)")
     g.add_argument("--steps", type=int, help="training steps of every model")
+    g.add_argument("--seed", type=int, help="training seed of every model (default: the train config's): "
+                   "a second seed repeats the comparison on other initial weights and data, the same scored episodes")
     g.add_argument("--architectures", help="comma-separated (default: all five)")
     g.add_argument("--sliding-window", type=int, help="frames of the sliding-attention baseline "
                    "(default: the paper's 192 per 400 context frames)")

@@ -220,6 +220,8 @@ def run_compare(args) -> int:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     tasks = compare_tasks(args.compare_on, args.context, args.generate)
     train_cfg = load_train_config(args.train_config or "tiny")
+    if args.seed is not None:
+        train_cfg = dataclasses.replace(train_cfg, seed=args.seed)
     first_context = tasks[0][1]  # the default sliding window follows the first task's context
     window = args.sliding_window or max(1, round(first_context * PAPER_SLIDING_WINDOW[0] / PAPER_SLIDING_WINDOW[1]))
     architectures = [a.strip() for a in (args.architectures or ",".join(ARCHITECTURES)).split(",") if a.strip()]
