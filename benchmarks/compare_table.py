@@ -13,12 +13,19 @@ fills the final-loss column from a training log for rows whose run did not recor
 draws the rows' metrics vs frame distance in one figure. A run cut off before its own table still
 left each model's one-row result in OUT/ARCH (`worldsim eval --task compare` writes it as soon as
 the model is scored): those merge here like any other.
+
+Rows of several training seeds (`--seed`) may share a table: each row is paired against the LSSVWM
+row of its own seed, and a second table sums up each model over the seeds -- its PSNR and its gap to
+LSSVWM per seed and their mean. With two seeds, how far apart a model's seeds land is the spread
+that the paired standard errors (over episodes, one trained model each) do not show.
 """
 
 import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from worldsim.evaluation.compare import final_loss, paired_difference, psnr_beyond, table_markdown
 from worldsim.evaluation.plots import metric_curves
@@ -54,7 +61,8 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
         found = [r for r in result["table"] if r["architecture"] == arch]
         if not found:
             raise ValueError(f"{path} has no {arch!r} row (it has {[r['architecture'] for r in result['table']]})")
-        row = dict(found[0], label=label, provenance=result["provenance"])
+        row = dict(found[0], label=label, provenance=result["provenance"],
+                   seed=result["provenance"]["config"].get("train", {}).get("seed"))
         row["psnr_beyond_window"] = psnr_beyond(row["metrics"]["per_frame"]["psnr"], shared["sliding_window"])
         if label in metrics:
             if not metrics[label].is_file():
@@ -68,10 +76,56 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
     unknown = set(metrics) - {r["label"] for r in rows}
     if unknown:
         raise ValueError(f"--metrics for labels that are no row: {sorted(unknown)}")
-    reference = rows[0]["metrics"]["per_episode"]["psnr"]
-    for row in rows[1:]:
-        row["lssvwm_minus"] = paired_difference(reference, row["metrics"]["per_episode"]["psnr"])
+    references = {}  # training seed -> its first lssvwm row
+    for row in rows:
+        if row["architecture"] == "lssvwm":
+            references.setdefault(row["seed"], row)
+    unpaired = sorted({r["seed"] for r in rows} - set(references))
+    if unpaired:
+        raise ValueError(f"rows trained with seed {unpaired} have no lssvwm row of their seed to be paired against")
+    for row in rows:
+        reference = references[row["seed"]]
+        if row is not reference:
+            row["lssvwm_minus"] = paired_difference(reference["metrics"]["per_episode"]["psnr"],
+                                                    row["metrics"]["per_episode"]["psnr"])
     return rows, shared
+
+
+def seed_summary(rows: list[dict]) -> str | None:
+    """Each model over the training seeds of `rows` (None when they share one seed): its PSNR and
+    its paired gap to LSSVWM at each seed, and their means; named by the model's first row."""
+    seeds = sorted({r["seed"] for r in rows}, key=str)
+    if len(seeds) < 2:
+        return None
+    by_model: dict[str, dict] = {}
+    for r in rows:
+        seen = by_model.setdefault(r["architecture"], {})
+        if r["seed"] in seen:
+            raise ValueError(f"two {r['architecture']} rows of seed {r['seed']} ({seen[r['seed']]['label']!r}, "
+                             f"{r['label']!r}): a summary over seeds takes one row per model and seed")
+        seen[r["seed"]] = r
+    recall = "recall" in rows[0]
+    names = " / ".join(map(str, seeds))
+    lines = [f"Over training seeds {names} (\"-\": not run at that seed). LSSVWM - model: each seed's paired mean "
+             "over the episodes against that seed's LSSVWM.", "",
+             f"| model | PSNR, seed {names} | mean | LSSVWM - model, seed {names} | mean |"
+             + (f" cue recall, seed {names} |" if recall else ""),
+             "|---|---|---|---|---|" + ("---|" if recall else "")]
+
+    def per_seed(values: dict, spec: str) -> str:
+        """The seeds' values, then their mean ("-" unless every seed has one)."""
+        cells = " / ".join("-" if values.get(s) is None else format(values[s], spec) for s in seeds)
+        mean = format(np.mean(list(values.values())), spec) if len(values) == len(seeds) else "-"
+        return f"{cells} | {mean}"
+
+    for arch, seen in by_model.items():
+        label = next(iter(seen.values()))["label"]  # the model's first row names it
+        psnr = per_seed({s: r["psnr"] for s, r in seen.items()}, ".2f")
+        gap = "- | -" if arch == "lssvwm" else per_seed({s: r["lssvwm_minus"]["mean"] for s, r in seen.items()}, "+.2f")
+        cue = (" " + " / ".join("-" if s not in seen else f"{seen[s]['recall']['accuracy']:.2f}" for s in seeds)
+               + " |") if recall else ""
+        lines.append(f"| {label} | {psnr} | {gap} |{cue}")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], task: str, path: Path) -> Path:
@@ -98,6 +152,9 @@ def main() -> None:
         metrics[label] = Path(path)
     rows, shared = merged_rows([parse_spec(s) for s in args.rows], metrics)
     table = table_markdown(rows, shared["task"], shared["sliding_window"])
+    summary = seed_summary(rows)
+    if summary:
+        table += "\n" + summary
     print(table)
     if args.out:
         logs = "".join(f"\nFinal loss from: {item}" for item in args.metrics)

@@ -42,14 +42,15 @@ def test_memory_horizon_is_frames_until_the_state_falls_to_one_over_e():
         torch.testing.assert_close(torch.tensor(l["tau_frames"]), torch.full((ssm.nheads,), expected), rtol=1e-4, atol=0)
 
 
-def compare_result(path: Path, rows: dict[str, list[list[float]]], episodes=(7, 8), window: int = 1) -> Path:
+def compare_result(path: Path, rows: dict[str, list[list[float]]], episodes=(7, 8), window: int = 1,
+                   seed: int | None = None) -> Path:
     """A compare_retrieval.json as `worldsim eval --task compare` writes it, with the given
-    per-frame PSNRs (one list per episode) for each architecture."""
+    per-frame PSNRs (one list per episode) for each architecture, trained with `seed`."""
     table = [{"architecture": arch, "parameters": 1e6, "train_flops_per_frame": 1e9, "ssim": 0.5,
               "psnr": float(np.mean([v for e in frames for v in e])), "final_loss": 0.1,
               "metrics": summarize({"psnr": [np.asarray(e) for e in frames], "ssim": [np.full(len(e), 0.5) for e in frames]})}
              for arch, frames in rows.items()]
-    prov = provenance(None, "cpu", config={"sliding_window": window})
+    prov = provenance(None, "cpu", config={"sliding_window": window, **({} if seed is None else {"train": {"seed": seed}})})
     prov["checkpoints"] = {arch: {"path": f"runs/{arch}", "sha256": "0" * 64} for arch in rows}
     path.write_text(json.dumps({"task": "retrieval", "context": 4, "generate": None, "episodes": list(episodes),
                                 "provenance": prov, "table": table}))
@@ -75,6 +76,26 @@ def test_compare_table_merges_rows_of_runs_that_scored_the_same_episodes(tmp_pat
     assert "| ours, old |" in markdown and "| full_attention |" in markdown
     figure = table.plot(rows, shared["task"], tmp_path / "merged.png")
     assert figure.stat().st_size > 0
+
+
+def test_compare_table_pairs_each_seed_with_its_own_lssvwm_and_sums_up_over_seeds(tmp_path):
+    table = load_benchmark("compare_table")
+    s0 = compare_result(tmp_path / "s0.json", {"lssvwm": [[20.0], [18.0]], "mamba2": [[22.0], [20.0]]}, seed=0)
+    s1 = compare_result(tmp_path / "s1.json", {"lssvwm": [[16.0], [14.0]], "mamba2": [[15.0], [14.0]]}, seed=1)
+    rows, _ = table.merged_rows([table.parse_spec(s) for s in (f"{s0}:lssvwm", f"{s0}:mamba2", f"{s1}:lssvwm",
+                                                               f"{s1}:mamba2")], {})
+    assert [r["seed"] for r in rows] == [0, 0, 1, 1] and "lssvwm_minus" not in rows[2]
+    assert rows[1]["lssvwm_minus"]["mean"] == pytest.approx(-2.0)  # against seed 0's lssvwm
+    assert rows[3]["lssvwm_minus"]["mean"] == pytest.approx(0.5)   # against seed 1's, not seed 0's
+    summary = table.seed_summary(rows)
+    assert "| lssvwm | 19.00 / 15.00 | 17.00 | - | - |" in summary
+    assert "| mamba2 | 21.00 / 14.50 | 17.75 | -2.00 / +0.50 | -0.75 |" in summary
+    assert table.seed_summary(rows[:2]) is None  # one seed: nothing to sum up
+    with pytest.raises(ValueError, match="no lssvwm row of their seed"):
+        table.merged_rows([table.parse_spec(f"{s0}:lssvwm"), table.parse_spec(f"{s1}:mamba2")], {})
+    rows, _ = table.merged_rows([table.parse_spec(s) for s in (f"{s0}:lssvwm", f"{s0}:lssvwm=again", f"{s1}:lssvwm")], {})
+    with pytest.raises(ValueError, match="one row per model and seed"):
+        table.seed_summary(rows)
 
 
 def test_compare_table_refuses_rows_it_cannot_pair(tmp_path):
