@@ -94,7 +94,7 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
 def seed_summary(rows: list[dict]) -> str | None:
     """Each model over the training seeds of `rows` (None when they share one seed): its PSNR and
     its paired gap to LSSVWM at each seed, and their means; named by the model's first row."""
-    seeds = sorted({r["seed"] for r in rows}, key=str)
+    seeds = sorted({r["seed"] for r in rows}, key=lambda s: -1 if s is None else s)  # None: no training config recorded
     if len(seeds) < 2:
         return None
     by_model: dict[str, dict] = {}

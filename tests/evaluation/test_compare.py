@@ -103,7 +103,7 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     assert own["episodes"] == retrieval["episodes"] and own["table"][0]["psnr"] == retrieval["table"][1]["psnr"]
 
 
-def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp_path):
+def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp_path, capsys):
     config = tmp_path / "toy.json"
     config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
                                   "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
@@ -117,6 +117,9 @@ def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp
     assert [results[s]["provenance"]["config"]["train"]["seed"] for s in "01"] == [0, 1]
     assert results["0"]["episodes"] == results["1"]["episodes"]
     assert results["0"]["table"][0]["psnr"] != results["1"]["table"][0]["psnr"]  # other initial weights
+    # seed 0's trained run is not taken for seed 1's
+    assert main(args + ["--seed", "1", "--out", str(tmp_path / "0")]) == 2
+    assert "another config (differing: seed)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("names", ["retrieval,next-frame", "recall,recall", ","])

@@ -39,7 +39,7 @@ from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate, lengths, maze_episodes, recall_scores
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
-from worldsim.train.trainer import Trainer
+from worldsim.train.trainer import Trainer, load_run_config
 from worldsim.simulator import Simulator
 
 # Po et al. 2025, Table 2 (Memory Maze; SSIM, LPIPS, PSNR). Retrieval: 400 context + 400 generated;
@@ -94,8 +94,15 @@ def parameter_matched(cfg: ModelConfig, architecture: str, sliding_window: int =
 def train(cfg: TrainConfig, run_dir: Path, steps: int, device: str) -> Path | None:
     """Train (or finish training) one model; returns its checkpoint directory, or None when a
     signal stopped the training first (its checkpoint is saved: the same command resumes)."""
+    resuming = (run_dir / "latest").is_file()
+    if resuming:  # a run of another config (seed, model, schedule) must not be scored as this one's
+        done = load_run_config(run_dir)
+        changed = [f.name for f in dataclasses.fields(cfg) if getattr(done, f.name) != getattr(cfg, f.name)]
+        if changed:
+            raise ValueError(f"{run_dir} holds a run trained with another config (differing: {', '.join(changed)}); "
+                             "give another --out, or remove that run to train it again")
     trainer = Trainer(cfg, run_dir, device=device)
-    if (run_dir / "latest").is_file():
+    if resuming:
         trainer.resume(run_dir)
     if trainer.step < steps:
         trainer.fit(steps)
