@@ -39,3 +39,12 @@ def test_provenance_is_attached_to_json_and_png(tmp_path, tiny_checkpoint):
     fig = Figure(layout="constrained")
     fig.subplots().plot([0, 1])
     assert json.loads(Image.open(save_figure(fig, tmp_path / "p.png", prov)).text[PNG_KEY]) == prov
+
+
+def test_stored_floats_keep_six_significant_digits_and_large_ones_all(tmp_path):
+    prov = provenance(None, "cpu")
+    payload = {"psnr": [[13.470912170410156, 0.27345678901]], "flops": 3860331520.123, "episodes": 7,
+               "pair": (1e-7 / 3, -2.0)}
+    written = json.loads(write_json(tmp_path / "r.json", payload, prov).read_text())
+    assert written["psnr"] == [[13.4709, 0.273457]] and written["flops"] == 3860331520.123
+    assert written["episodes"] == 7 and written["pair"] == [3.33333e-08, -2.0]

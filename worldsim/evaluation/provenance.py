@@ -102,11 +102,25 @@ def provenance(args: argparse.Namespace | None, device, config: dict | None = No
     }
 
 
+def rounded(value):
+    """`value` with every float below 1e6 cut to 6 significant digits (larger ones -- FLOP counts,
+    timestamps -- keep all theirs): per-frame metrics stored at float64's 17 digits double the size
+    of the results kept in the repository, for digits far below anything read from them."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if abs(value) < 1e6 else value
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    return value
+
+
 def write_json(path: str | os.PathLike, payload: dict, prov: dict) -> Path:
-    """payload plus a "provenance" key, strict JSON (NaN/inf are bugs here: PSNR is capped)."""
+    """payload plus a "provenance" key, strict JSON (NaN/inf are bugs here: PSNR is capped),
+    floats `rounded`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"provenance": prov, **payload}, indent=1, allow_nan=False) + "\n")
+    path.write_text(json.dumps(rounded({"provenance": prov, **payload}), indent=1, allow_nan=False) + "\n")
     return path
 
 
