@@ -26,7 +26,6 @@ import dataclasses
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -294,14 +293,6 @@ def models(args) -> tuple[dict[str, LSSVWM], LSSVWM | None, dict | None]:
 
 
 def run(args) -> int:
-    try:
-        return bench(args)
-    except ValueError as e:
-        print(f"worldsim bench: error: {e}", file=sys.stderr)
-        return 2
-
-
-def bench(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)

@@ -1,6 +1,8 @@
 """The ``worldsim`` command line: one subcommand per module, imported only when it runs.
 
-Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``.
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``. Bad input
+anywhere below (a checkpoint, config, data file or argument) raises ValueError, or OSError for a
+file; either ends the command here with its message and exit status 2, not a traceback.
 """
 
 import argparse
@@ -29,7 +31,11 @@ def main(argv=None) -> int:
             module = importlib.import_module(module_name)
             module.add_arguments(p)
     args = parser.parse_args(argv)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, OSError) as e:  # CheckpointError is a ValueError
+        print(f"worldsim {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

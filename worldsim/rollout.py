@@ -19,7 +19,6 @@ restart from a new seed. Small frames are upscaled (nearest) to at least 256 pix
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -52,13 +51,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        stats = rollout(args.checkpoint, args.steps, args.policy, args.out, twin=args.twin, seed=args.seed,
-                        device=args.device, sampling_steps=args.sampling_steps, context_noise=args.context_noise,
-                        commit_in_sampler=args.commit_in_sampler, fps=args.fps, scale=args.scale)
-    except (ValueError, OSError) as e:  # CheckpointError is a ValueError
-        print(f"worldsim rollout: error: {e}", file=sys.stderr)
-        return 2
+    stats = rollout(args.checkpoint, args.steps, args.policy, args.out, twin=args.twin, seed=args.seed,
+                    device=args.device, sampling_steps=args.sampling_steps, context_noise=args.context_noise,
+                    commit_in_sampler=args.commit_in_sampler, fps=args.fps, scale=args.scale)
     print(f"wrote {stats['frames']} frames to {args.out}: {stats['frames_per_second']:.1f} frames/s generated "
           f"({1000 * stats['step_seconds']:.1f} ms/frame in the model, {stats['episodes']} episode(s))")
     return 0

@@ -218,14 +218,10 @@ class Window:
 
 
 def run(args) -> int:
-    try:  # no TimeLimit (unwrapped): play as long as you like
-        env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device,
-                       sampling_steps=args.sampling_steps, context_noise=args.context_noise,
-                       commit_in_sampler=args.commit_in_sampler).unwrapped
-        keys = env.get_keys_to_action()
-    except ValueError as e:  # CheckpointError is a ValueError; so is a source env without a key map
-        print(f"worldsim play: error: {e}", file=sys.stderr)
-        return 2
+    # no TimeLimit (unwrapped): play as long as you like
+    env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device, sampling_steps=args.sampling_steps,
+                   context_noise=args.context_noise, commit_in_sampler=args.commit_in_sampler).unwrapped
+    keys = env.get_keys_to_action()  # a source env without a key map: ValueError
     twin = None
     if args.twin:
         twin = SourceEnv(env.source.source, env.observation_space.shape[0])

@@ -41,9 +41,8 @@ def add_arguments(parser):
 def run(args) -> int:
     try:
         paths = record(args.env, args.episodes, args.steps, args.out, policy=args.policy, size=args.size, seed=args.seed)
-    except (ValueError, gym.error.Error) as e:
-        print(f"worldsim record: {e}", file=sys.stderr)
-        return 2
+    except gym.error.Error as e:  # an unknown env id or the like: bad input like any other
+        raise ValueError(str(e)) from None
     print(f"wrote {len(paths)} shard files to {args.out}")
     return 0
 

@@ -17,7 +17,6 @@ back (context + turn-around); --generate M scores only its first M frames.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,15 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    try:
-        if args.task == "compare":
-            from worldsim.evaluation.compare import run_compare
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.task == "compare":
+        from worldsim.evaluation.compare import run_compare
 
-            return run_compare(args)
-        return run_task(args)
-    except ValueError as e:  # bad checkpoint, shards or arguments: say what, no traceback
-        print(f"worldsim eval: error: {e}", file=sys.stderr)
-        return 2
+        return run_compare(args)
+    return run_task(args)
 
 
 def run_task(args) -> int:

@@ -31,12 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.resume:
         if args.config or args.data:
-            raise SystemExit("--resume reuses the run's own config: drop --config/--data")
+            raise ValueError("--resume reuses the run's own config: drop --config/--data")
         cfg = load_run_config(args.resume)
         out = args.out or args.resume
     else:
         if not (args.config and args.out and args.steps):
-            raise SystemExit("a new run needs --config, --steps and --out (or --resume DIR)")
+            raise ValueError("a new run needs --config, --steps and --out (or --resume DIR)")
         cfg = load_train_config(args.config, data=args.data, batch_size=args.batch_size, seed=args.seed,
                                 save_every=args.save_every, sample_every=args.sample_every,
                                 init_from=args.init)

@@ -51,6 +51,8 @@ class TrainConfig:
             raise ValueError(f"window lengths must be >= 1, got {self.window_schedule}")
         if not 0 <= self.state_reset_prob <= 1 or not 0 <= self.long_context_prob <= 1:
             raise ValueError("probabilities must lie in [0, 1]")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.segment_frames < 0 or self.batch_size < 1:
             raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
         if self.init_reinit and not self.init_from:
