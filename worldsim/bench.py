@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from worldsim.cli import positive_int
 from worldsim.config import ARCHITECTURES, PRESETS, ModelConfig, preset, variant
 from worldsim.data.batch import TrajectoryBatch
 from worldsim.evaluation import plots
@@ -55,19 +56,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is steadier on a shared machine)")
     p.add_argument("--sections", help="comma-separated subset of " + ",".join(SECTIONS))
     p.add_argument("--sampling-steps", type=int, default=4)
-    p.add_argument("--frames", type=int, help="latency: frames to generate (default 2000 on CPU, 10000 on CUDA)")
+    p.add_argument("--frames", type=positive_int, help="latency: frames to generate (default 2000 on CPU, 10000 on CUDA)")
     p.add_argument("--max-cache-gb", type=float, default=16.0, help="latency: stop a run whose cache outgrows this")
     p.add_argument("--architectures", default="lssvwm,sliding_attention,full_attention")
     p.add_argument("--sliding-window", type=int, default=48, help="frames of the sliding-attention baseline")
     p.add_argument("--batch-sizes", default="1,16,64,256")
-    p.add_argument("--batch-steps", type=int, default=3, help="timed steps per batch size (after one warm-up)")
-    p.add_argument("--train-batch", type=int, help="windows per step (default 16 on CUDA, 2 on CPU)")
-    p.add_argument("--train-window", type=int, help="frames per window (default 32 on CUDA, 16 on CPU)")
-    p.add_argument("--train-steps", type=int, default=3, help="timed training steps (after one warm-up)")
+    p.add_argument("--batch-steps", type=positive_int, default=3, help="timed steps per batch size (after one warm-up)")
+    p.add_argument("--train-batch", type=positive_int, help="windows per step (default 16 on CUDA, 2 on CPU)")
+    p.add_argument("--train-window", type=positive_int, help="frames per window (default 32 on CUDA, 16 on CPU)")
+    p.add_argument("--train-steps", type=positive_int, default=3, help="timed training steps (after one warm-up)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="peak of the device for MFU (H100 bf16 dense)")
     p.add_argument("--quality-steps", default="1,2,4,8", help="sampler steps to compare")
-    p.add_argument("--quality-episodes", type=int, default=4)
-    p.add_argument("--quality-context", type=int, default=100, help="retrieval context frames")
+    p.add_argument("--quality-episodes", type=positive_int, default=4)
+    p.add_argument("--quality-context", type=positive_int, default=100, help="retrieval context frames")
     p.add_argument("--out", default="runs/bench")
 
 

@@ -19,6 +19,14 @@ COMMANDS = {
 }
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count (frames, episodes, steps, jobs): an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="worldsim", description=__doc__.splitlines()[0])

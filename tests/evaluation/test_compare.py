@@ -150,11 +150,6 @@ def test_jobs_are_dealt_round_robin_over_several_gpus_only():
     assert job_devices("cpu", 2, jobs=2, cuda_count=4) == ["cpu"] * 2
 
 
-def test_compare_rejects_zero_jobs(tmp_path, capsys):
-    assert main(["eval", "--task", "compare", "--steps", "1", "--jobs", "0", "--out", str(tmp_path)]) == 2
-    assert "--jobs" in capsys.readouterr().err
-
-
 def test_compare_stopped_by_a_signal_writes_no_table_and_resumes(tmp_path, monkeypatch, capsys):
     """SIGTERM mid-training: the checkpoint is saved, no part-trained model enters a table (exit 130),
     and the same command then finishes the training and writes the table."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from worldsim.checkpoint import load_model
+from worldsim.cli import positive_int
 from worldsim.evaluation import plots
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
@@ -33,11 +34,11 @@ from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, choices=TASKS + ("compare",))
     p.add_argument("--checkpoint", help="checkpoint path or shipped name (default: maze); not for compare")
-    p.add_argument("--context", type=int, help="context frames (recall: frames away from the cue); "
+    p.add_argument("--context", type=positive_int, help="context frames (recall: frames away from the cue); "
                    "defaults: " + ", ".join(f"{k} {c}" for k, (c, _) in DEFAULT_LENGTHS.items()))
-    p.add_argument("--generate", type=int, help="frames generated after the context (retrieval: at most "
+    p.add_argument("--generate", type=positive_int, help="frames generated after the context (retrieval: at most "
                    "this many of the way back; default: all)")
-    p.add_argument("--episodes", type=int, default=16, help="episodes (held-out maze seeds or shard windows)")
+    p.add_argument("--episodes", type=positive_int, default=16, help="episodes (held-out maze seeds or shard windows)")
     p.add_argument("--data", help="next-frame: a shard directory of the user's env instead of the maze")
     p.add_argument("--teacher-forced", action="store_true",
                    help="generate each frame after the true frames before it (next-frame always does): the "
@@ -45,12 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     add_sampling_arguments(p)
-    p.add_argument("--batch-size", type=int, default=16, help="episodes generated in parallel")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="episodes generated in parallel")
     p.add_argument("--weights", default="auto", choices=("auto", "ema", "model"))
     p.add_argument("--out", help="output directory (default: runs/eval-TASK)")
     g = p.add_argument_group("compare (--task compare)")
     g.add_argument("--train-config", help="training preset or JSON file, the same for every model (default: tiny)")
-    g.add_argument("--steps", type=int, help="training steps of every model")
+    g.add_argument("--steps", type=positive_int, help="training steps of every model")
     g.add_argument("--seed", type=int, help="training seed of every model (default: the train config's): "
                    "a second seed repeats the comparison on other initial weights and data, the same scored episodes")
     g.add_argument("--architectures", help="comma-separated (default: all five)")
@@ -60,13 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated tasks to compare on, each model trained once for all: "
                         f"{', '.join(COMPARE_TASKS)} (default: retrieval); recall also scores the cue's colour; "
                         "--context and --generate, when given, apply to every task")
-    g.add_argument("--jobs", type=int, default=1, help="models trained and evaluated side by side, one process each, "
+    g.add_argument("--jobs", type=positive_int, default=1, help="models trained and evaluated side by side, one process each, "
                    "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 
 
 def run(args) -> int:
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if args.task == "compare":
         from worldsim.evaluation.compare import run_compare
 

@@ -223,8 +223,6 @@ def compare_tasks(names: str | None, context: int | None, generate: int | None) 
 def run_compare(args) -> int:
     if not args.steps:
         raise ValueError("--task compare needs --steps (training steps of every model)")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     tasks = compare_tasks(args.compare_on, args.context, args.generate)
     train_cfg = load_train_config(args.train_config or "tiny")
     if args.seed is not None:
