@@ -21,6 +21,8 @@ def test_for_checkpoint_takes_the_shipped_sampler_settings_unless_overridden(tin
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "float64"}, "dtype must be one of"),
     ({"sampling_steps": 0}, "sampling_steps must be >= 1"),
+    ({"context_noise": 2.0}, r"context_noise is a noise level in \[0, 1\]"),
+    ({"context_noise": -0.1}, r"context_noise is a noise level in \[0, 1\]"),
 ])
 def test_bad_settings_are_named(tiny_checkpoint, kwargs, message):
     model, config = load_model(tiny_checkpoint)

@@ -87,6 +87,8 @@ class Simulator:
                  commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"]):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
+        if not 0 <= context_noise <= 1:
+            raise ValueError(f"context_noise is a noise level in [0, 1] (0 clean, 1 pure noise), got {context_noise}")
         if isinstance(dtype, str) and dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
