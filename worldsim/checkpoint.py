@@ -182,8 +182,13 @@ def load_model(path_or_name=None, device="cpu", weights: str = "auto"):
         weights = "ema" if (path / "ema.index.json").is_file() else "model"
     state = load_tensors(path, weights, device)
     model = LSSVWM(cfg).to(device)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    reshaped = [f"{k} {tuple(v.shape)}, the config's {tuple(expected[k].shape)}" for k, v in state.items()
+                if k in expected and v.shape != expected[k].shape]
+    if missing or unexpected or reshaped:
+        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}, other shapes {reshaped[:3]})")
+    model.load_state_dict(state)
     model.eval()
     return model, {**config, "path": str(path)}

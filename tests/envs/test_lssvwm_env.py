@@ -252,6 +252,16 @@ def test_corrupt_checkpoint_names_the_file(tiny_checkpoint, tmp_path):
         gym.make("LSSVWM-v0", checkpoint=str(broken), device="cpu")
 
 
+def test_weights_of_another_shape_than_the_config_are_named(tiny_checkpoint, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_checkpoint, bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["model"]["width"] *= 2
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"weights do not match the config .*other shapes"):
+        gym.make("LSSVWM-v0", checkpoint=str(bad), device="cpu")
+
+
 def test_action_space_must_match_the_model(tiny_checkpoint, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(tiny_checkpoint, bad)
