@@ -117,3 +117,27 @@ def test_compare_table_refuses_rows_it_cannot_pair(tmp_path):
         table.merged_rows([table.parse_spec(f"{tmp_path / 'other.json'}:lssvwm")], {})
     with pytest.raises(ValueError, match="PATH:ARCHITECTURE"):
         table.parse_spec("no-colon")
+
+
+def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them():
+    answers = load_benchmark("recall_answers")
+    episode, seen = answers.balls_in_view(0, 20, maze_size=5, image_size=32)
+    assert len(seen) == len(episode.frames)
+    cue_pixels = episode.cue_mask.flatten(1).sum(1)
+    assert [episode.cue_object in s for s in seen] == (cue_pixels >= answers.MIN_PIXELS).tolist()
+    # two episodes worked by hand: cue 0, last seen 1 (twice as often as 0); cue 2, last seen 2
+    Episode = type("Episode", (), {})
+    episodes = []
+    for seed, cue in ((7, 0), (8, 2)):
+        e = Episode()
+        e.seed, e.cue_object, e.context_length = seed, cue, 4
+        episodes.append(e)
+    balls = answers.context_balls(episodes, [[{0}, {1}, {1}, set(), {0}], [{2}, set(), {0, 2}, {2}]])
+    assert [(b["last_seen"], b["most_seen"]) for b in balls] == [(1, 1), (2, 2)]  # frame 4 is past the context
+    result = {"table": [{"architecture": "mamba2", "recall": {"per_episode": [{"seed": 7, "predicted": 1},
+                                                                               {"seed": 8, "predicted": None}]}}]}
+    counts = answers.answers(result, "mamba2", balls)
+    assert (counts["ball_drawn"], counts["cue"], counts["last_seen"], counts["most_seen"]) == (1, 0, 1, 1)
+    assert counts["last_seen_not_cue"] == {"episodes": 1, "ball_drawn": 1, "cue": 0, "last_seen": 1}
+    with pytest.raises(ValueError, match="not the rebuilt ones"):
+        answers.answers(result, "mamba2", balls[::-1])
