@@ -8,8 +8,9 @@ import pytest
 
 from worldsim.cli import main
 from worldsim.config import ARCHITECTURES, preset
-from worldsim.evaluation.compare import (count_parameters, final_loss, job_devices, paired_difference,
+from worldsim.evaluation.compare import (compare_tasks, count_parameters, final_loss, job_devices, paired_difference,
                                          parameter_matched, psnr_beyond)
+from worldsim.evaluation.tasks import DEFAULT_LENGTHS
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
@@ -85,11 +86,12 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     out = tmp_path / "compare"
     assert main(["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--context", "10",
                  "--episodes", "2", "--sampling-steps", "1", "--architectures", "lssvwm,sliding_attention",
-                 "--compare-on", "recall,retrieval", "--out", str(out)]) == 0
+                 "--compare-on", "recall,retrieval:8", "--out", str(out)]) == 0
     assert trained == ["lssvwm", "sliding_attention"]  # each model trained once for both tasks
     recall = json.loads((out / "compare_recall.json").read_text())
     retrieval = json.loads((out / "compare_retrieval.json").read_text())
-    assert recall["task"] == "recall" and retrieval["task"] == "retrieval" and retrieval["context"] == 10
+    assert recall["task"] == "recall" and retrieval["task"] == "retrieval"
+    assert recall["context"] == 10 and retrieval["context"] == 8  # --context, and retrieval's own
     assert [r["architecture"] for r in retrieval["table"]] == ["lssvwm", "sliding_attention"]
     assert retrieval["table"][1]["lssvwm_minus"]["episodes"] == 2 and "recall" not in retrieval["table"][0]
     rows = recall["table"]
@@ -122,7 +124,15 @@ def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp
     assert "another config (differing: seed)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("names", ["retrieval,next-frame", "recall,recall", ","])
+def test_a_task_may_carry_its_own_context():
+    assert compare_tasks("retrieval:192,reasoning,recall", None, None) == [
+        ("retrieval", 192, DEFAULT_LENGTHS["retrieval"][1]), ("reasoning", *DEFAULT_LENGTHS["reasoning"]),
+        ("recall", *DEFAULT_LENGTHS["recall"])]
+    assert compare_tasks("reasoning,retrieval:64", 30, 5) == [("reasoning", 30, 5), ("retrieval", 64, 5)]
+
+
+@pytest.mark.parametrize("names", ["retrieval,next-frame", "recall,recall", ",", "retrieval:0", "retrieval:x",
+                                   "recall:5,recall:6"])
 def test_compare_refuses_tasks_it_cannot_compare_on(tmp_path, capsys, names):
     assert main(["eval", "--task", "compare", "--steps", "1", "--compare-on", names, "--out", str(tmp_path)]) == 2
     assert "--compare-on" in capsys.readouterr().err

@@ -5,7 +5,7 @@
     worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
     worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
     worldsim eval --checkpoint C --task recall --teacher-forced   # any task, true frames before each frame
-    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval,reasoning,recall]
+    worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval:192,reasoning,recall]
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
 can instead run on windows of a user's shards (`--data`, from `worldsim record`). Writes
@@ -59,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the paper's 192 per 400 context frames)")
     g.add_argument("--compare-on", metavar="TASKS",
                    help="comma-separated tasks to compare on, each model trained once for all: "
-                        f"{', '.join(COMPARE_TASKS)} (default: retrieval); recall also scores the cue's colour; "
-                        "--context and --generate, when given, apply to every task")
+                        f"{', '.join(COMPARE_TASKS)} (default: retrieval), each as TASK or TASK:CONTEXT "
+                        "(e.g. retrieval:192,reasoning,recall); recall also scores the cue's colour; "
+                        "--context and --generate, when given, apply to every task without its own context")
     g.add_argument("--jobs", type=positive_int, default=1, help="models trained and evaluated side by side, one process each, "
                    "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 

@@ -209,15 +209,19 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
 
 
 def compare_tasks(names: str | None, context: int | None, generate: int | None) -> list[tuple[str, int, int | None]]:
-    """(task, context, generate) of each comma-separated task in `names` (default: retrieval);
-    --context and --generate, when given, apply to every task, else each takes its defaults."""
-    tasks = [t.strip() for t in (names or "retrieval").split(",") if t.strip()]
+    """(task, context, generate) of each comma-separated TASK[:CONTEXT] in `names` (default:
+    retrieval). A task's own CONTEXT comes first, then --context; --generate applies to every
+    task; else each takes its defaults."""
+    items = [t.strip().partition(":") for t in (names or "retrieval").split(",") if t.strip()]
+    tasks = [name for name, _, _ in items]
     unknown = sorted(set(tasks) - set(COMPARE_TASKS))
     if unknown or not tasks:
         raise ValueError(f"--compare-on: unknown tasks {unknown}; choose from {', '.join(COMPARE_TASKS)}")
     if len(set(tasks)) < len(tasks):
         raise ValueError(f"--compare-on names a task twice: {names}")
-    return [(t, *lengths(t, context, generate)) for t in tasks]
+    if any(own and not (own.isdigit() and int(own) >= 1) for _, _, own in items):
+        raise ValueError(f"--compare-on: a task's context (TASK:CONTEXT) must be a whole number >= 1, got {names}")
+    return [(name, *lengths(name, int(own) if own else context, generate)) for name, _, own in items]
 
 
 def run_compare(args) -> int:
