@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldsim.evaluation.compare import final_loss, paired_difference, psnr_beyond, table_markdown
+from worldsim.evaluation.compare import final_loss, pair_with_lssvwm, psnr_beyond, table_markdown
 from worldsim.evaluation.plots import metric_curves
 
 SAME_ACROSS_RUNS = ("task", "context", "generate", "episodes")
@@ -76,18 +76,10 @@ def merged_rows(specs: list[tuple[Path, str, str]], metrics: dict[str, Path]) ->
     unknown = set(metrics) - {r["label"] for r in rows}
     if unknown:
         raise ValueError(f"--metrics for labels that are no row: {sorted(unknown)}")
-    references = {}  # training seed -> its first lssvwm row
-    for row in rows:
-        if row["architecture"] == "lssvwm":
-            references.setdefault(row["seed"], row)
-    unpaired = sorted({r["seed"] for r in rows} - set(references))
+    unpaired = sorted({r["seed"] for r in rows} - {r["seed"] for r in rows if r["architecture"] == "lssvwm"}, key=str)
     if unpaired:
         raise ValueError(f"rows trained with seed {unpaired} have no lssvwm row of their seed to be paired against")
-    for row in rows:
-        reference = references[row["seed"]]
-        if row is not reference:
-            row["lssvwm_minus"] = paired_difference(reference["metrics"]["per_episode"]["psnr"],
-                                                    row["metrics"]["per_episode"]["psnr"])
+    pair_with_lssvwm(rows)
     return rows, shared
 
 

@@ -123,6 +123,21 @@ def paired_difference(a: list[float], b: list[float]) -> dict:
     return {"mean": float(d.mean()), "se": se, "wins": int((d > 0).sum()), "episodes": int(d.size)}
 
 
+def pair_with_lssvwm(rows: list[dict]) -> None:
+    """Give each row its "lssvwm_minus": the paired PSNR difference (same episodes) between the
+    first lssvwm row of its training seed (a row's "seed"; none given: all one seed) and itself.
+    Rows of a seed without an lssvwm row stay unpaired."""
+    references = {}
+    for row in rows:
+        if row["architecture"] == "lssvwm":
+            references.setdefault(row.get("seed"), row)
+    for row in rows:
+        reference = references.get(row.get("seed"))
+        if reference is not None and row is not reference:
+            row["lssvwm_minus"] = paired_difference(reference["metrics"]["per_episode"]["psnr"],
+                                                    row["metrics"]["per_episode"]["psnr"])
+
+
 def final_loss(path: Path, rows: int = 5) -> float | None:
     """Mean diffusion loss of the last `rows` logged training steps of a training log (a run's
     metrics.jsonl)."""
@@ -269,11 +284,7 @@ def write_task(task: str, context: int, generate: int | None, scored: dict, epis
                train_cfg: TrainConfig, window: int, out: Path, quiet: bool = False) -> None:
     """One task's table, JSON and plot in `out` from every model's row ({arch: row})."""
     rows = list(scored.values())
-    if "lssvwm" in scored:
-        ours = scored["lssvwm"]["metrics"]["per_episode"]["psnr"]
-        for arch, row in scored.items():
-            if arch != "lssvwm":
-                row["lssvwm_minus"] = paired_difference(ours, row["metrics"]["per_episode"]["psnr"])
+    pair_with_lssvwm(rows)
     summaries = {arch: row["metrics"] for arch, row in scored.items()}
     prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
