@@ -5,7 +5,7 @@ each episode showed.
 
 RESULT.json is a cue-recall result of `worldsim eval --task compare --compare-on recall` (rows as
 `benchmarks/compare_table.py` takes them). The recall episodes are built again from their seeds,
-and for each the balls of its context are listed: the last ball in view before the way back
+and for each the balls of its context are listed (from the balls' pixels each frame records): the last ball in view before the way back
 begins, and the ball in view in the most context frames. Each model's answer (the colour read off
 its frames where the cue must reappear, or none) is then counted against the cue, against the last
 ball seen and against the most-seen ball. A model that remembers the cue answers with the cue; one
@@ -32,20 +32,8 @@ MIN_PIXELS = 4  # a ball counts as in view from this many pixels of it
 
 def balls_in_view(index: int, away: int, maze_size: int, image_size: int) -> tuple[maze_episodes.MazeEpisode, list[set]]:
     """Cue-recall episode `index` as the evaluation builds it, and the balls in view in each frame."""
-    seen: list[set] = []
-    observe = maze_episodes._Rollout._observe
-
-    def observe_and_list(self, frame):
-        observe(self, frame)
-        ids = self.world.render_object_ids()[0]
-        seen.append({int(i) for i, n in zip(*torch.unique(ids[ids >= 0], return_counts=True)) if n >= MIN_PIXELS})
-
-    maze_episodes._Rollout._observe = observe_and_list
-    try:
-        episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size)
-    finally:
-        maze_episodes._Rollout._observe = observe
-    return episode, seen
+    episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size)
+    return episode, [set(torch.nonzero(pixels >= MIN_PIXELS).flatten().tolist()) for pixels in episode.ball_pixels]
 
 
 def context_balls(episodes: list, seen: list[list[set]]) -> list[dict]:

@@ -52,6 +52,7 @@ class MazeEpisode:
     cue_object: int | None = None  # cue recall: ball id of the cue
     cue_colour: tuple | None = None  # its RGB
     cue_mask: torch.Tensor | None = None  # bool [T, H, W]: pixels showing the cue ball
+    ball_pixels: torch.Tensor | None = None  # cue recall: int64 [T, balls], each ball's pixels in view
 
 
 def eval_seed(index: int) -> int:
@@ -71,7 +72,7 @@ class _Rollout:
 
     def __init__(self, world: MazeWorld, cue: int | None = None):
         self.world, self.cue = world, cue
-        self.frames, self.poses, self.masks, self.actions, self.rewards = [], [], [], [], []
+        self.frames, self.poses, self.masks, self.ball_pixels, self.actions, self.rewards = [], [], [], [], [], []
         self._observe(world.render()[0])
 
     def _observe(self, frame):
@@ -79,7 +80,9 @@ class _Rollout:
         x, y = self.world.position[0].tolist()
         self.poses.append((x, y, float(self.world.heading_radians()[0])))
         if self.cue is not None:
-            self.masks.append((self.world.render_object_ids()[0] == self.cue).cpu())
+            ids = self.world.render_object_ids()[0]
+            self.masks.append((ids == self.cue).cpu())
+            self.ball_pixels.append(torch.bincount(ids[ids >= 0], minlength=self.world.n_objects).cpu())
 
     def step(self, action: int):
         frames, reward, _ = self.world.step(torch.tensor([int(action)], device=self.world.device))
@@ -116,7 +119,8 @@ class _Rollout:
             rewards=torch.tensor(self.rewards + [0.0], dtype=torch.float32),
             poses=torch.tensor(self.poses, dtype=torch.float32),
             context_length=context_length, maze_size=self.world.maze_size,
-            cue_mask=torch.stack(self.masks) if self.masks else None, **cue)
+            cue_mask=torch.stack(self.masks) if self.masks else None,
+            ball_pixels=torch.stack(self.ball_pixels) if self.ball_pixels else None, **cue)
 
 
 def _world(index, maze_size, image_size, device) -> MazeWorld:
