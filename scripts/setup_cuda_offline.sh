@@ -7,7 +7,8 @@
 #     __init__ imports that Mamba-1 CUDA extension, which the pure-Python wheel lacks and worldsim
 #     never calls; the Mamba-2 Triton kernels need no compiled code;
 #   - checks that mamba-ssm's Mamba-2 kernels import;
-#   - prints the `export PYTHONPATH=...` line (TARGET and this checkout) on stdout, all else on stderr.
+#   - prints the `export PYTHONPATH=...` line (TARGET and this checkout) on stdout, all else on stderr,
+#     and WORLDSIM_LPIPS_WEIGHTS's when .whl/ holds LPIPS's weights (evaluations then report LPIPS).
 # Usage, from anywhere:  eval "$(bash scripts/setup_cuda_offline.sh [TARGET])"   (TARGET: /tmp/site)
 # On failure it prints `false`, so `eval "$(...)" && next-command` stops there.
 set -euo pipefail
@@ -54,3 +55,9 @@ export PYTHONPATH="$target:$repo${PYTHONPATH:+:$PYTHONPATH}"
     || fail "mamba-ssm's Triton kernels do not import (traceback above)"
 echo "mamba-ssm $("$python" -c 'import mamba_ssm; print(mamba_ssm.__version__)') ready in $target" >&2
 echo "export PYTHONPATH=$target:$repo\${PYTHONPATH:+:\$PYTHONPATH}"
+lpips_weights="$repo/.whl/lpips_alex_v0.1.safetensors"
+if [ -f "$lpips_weights" ]; then
+    echo "export WORLDSIM_LPIPS_WEIGHTS=$lpips_weights"
+else
+    echo "no LPIPS weights in .whl/ (scripts/build_wheels.sh fetches them): evaluations will leave LPIPS out" >&2
+fi

@@ -38,6 +38,13 @@ def tiny_checkpoint(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("checkpoints") / "tiny", model, TINY_SOURCE, TINY_SAMPLING)
 
 
+@pytest.fixture(autouse=True)
+def no_fetched_lpips(tmp_path, monkeypatch):
+    """Evaluations find no LPIPS weights unless a test gives them some: results must not depend on
+    whether this machine ran `worldsim fetch-lpips`."""
+    monkeypatch.setenv("WORLDSIM_LPIPS_WEIGHTS", str(tmp_path / "no-lpips-weights.safetensors"))
+
+
 @pytest.fixture
 def one_thread():
     """Run torch on one thread: tiny models gain nothing from intra-op threads, and OpenMP's

@@ -261,14 +261,17 @@ def training_throughput(cfg: ModelConfig, batch: int, window: int, steps: int, d
 
 def quality_vs_steps(model, config: dict, step_counts: list[int], episodes: int, context: int,
                      device, dtype) -> list[dict]:
+    from worldsim.evaluation.lpips import load_lpips
     from worldsim.evaluation.tasks import evaluate, maze_episodes, maze_size
 
     eps = maze_episodes("retrieval", episodes, context, None, maze_size(config), model.cfg.image_size)
+    lpips_net = load_lpips()
     rows = []
     for steps in step_counts:
-        result, _ = evaluate(Simulator.for_checkpoint(model, config, steps, None, device, dtype), eps, batch_size=1)
+        result, _ = evaluate(Simulator.for_checkpoint(model, config, steps, None, device, dtype), eps, batch_size=1,
+                             lpips_net=lpips_net)
         m = result["metrics"]["mean"]
-        rows.append({"sampling_steps": steps, "psnr": m["psnr"], "ssim": m["ssim"], "lpips": None,
+        rows.append({"sampling_steps": steps, "psnr": m["psnr"], "ssim": m["ssim"], "lpips": m["lpips"],
                      "ms_per_frame": 1000 * result["seconds_per_step"]})
     return rows
 
@@ -340,9 +343,10 @@ def run(args) -> int:
                                 device, args.dtype)
         report["quality"] = rows
         tables.append(f"Sampler steps vs retrieval quality ({args.quality_episodes} episodes, context "
-                      f"{args.quality_context}, LPIPS n/a offline):\n\n" + markdown(
-                          ["steps", "PSNR", "SSIM", "ms/frame"],
-                          [[r["sampling_steps"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", f"{r['ms_per_frame']:.1f}"]
+                      f"{args.quality_context}):\n\n" + markdown(
+                          ["steps", "PSNR", "SSIM", "LPIPS", "ms/frame"],
+                          [[r["sampling_steps"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
+                            "n/a" if r["lpips"] is None else f"{r['lpips']:.3f}", f"{r['ms_per_frame']:.1f}"]
                            for r in rows]))
 
     prov = provenance(args, device, config={a: dataclasses.asdict(m.cfg) for a, m in nets.items()},

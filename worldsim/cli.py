@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("worldsim.train.cli", "train a world model (Diffusion Forcing)"),
     "eval": ("worldsim.evaluation.cli", "evaluate a checkpoint: retrieval, reasoning, recall, next-frame"),
     "bench": ("worldsim.bench", "measure step latency, memory and throughput"),
+    "fetch-lpips": ("worldsim.evaluation.lpips", "download LPIPS's AlexNet weights once, so evaluations report LPIPS"),
 }
 
 

@@ -8,10 +8,12 @@ import pytest
 import torch
 from gymnasium import spaces
 from PIL import Image
+from safetensors.torch import save_file
 
 from worldsim.checkpoint import load_model
 from worldsim.cli import main
 from worldsim.data.shards import ShardWriter
+from worldsim.evaluation.lpips import LPIPS
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
 from worldsim.evaluation.tasks import Clip, _generate, final_run, read_cue_colour, rollout
 from worldsim.simulator import Simulator
@@ -37,7 +39,7 @@ def test_eval_writes_metrics_per_distance_with_provenance(tmp_path, tiny_checkpo
     m = r["metrics"]
     assert m["per_distance"]["distance"] == [1, 2, 3, 4] and len(m["per_frame"]["psnr"]) == 2
     assert 0 < m["mean"]["psnr"] < 100 and -1 <= m["mean"]["ssim"] <= 1
-    assert m["mean"]["lpips"] is None and "offline" in m["lpips_note"]
+    assert m["mean"]["lpips"] is None and "worldsim fetch-lpips" in m["lpips_note"]  # no weights fetched here
     assert all(e["seed"] >= 2**31 for e in r["episodes"])  # held-out maze seeds
     prov = r["provenance"]
     assert PROVENANCE <= set(prov)
@@ -45,6 +47,14 @@ def test_eval_writes_metrics_per_distance_with_provenance(tmp_path, tiny_checkpo
     assert prov["command"].startswith("worldsim eval") and f"--task {task}" in prov["command"]
     assert prov["config"]["model"]["image_size"] == 16
     assert prov["config"]["sampling"] == {"steps": 1, "context_noise": 0.02, "commit_in_sampler": False}
+
+
+def test_eval_says_why_frames_too_small_get_no_lpips(tmp_path, tiny_checkpoint, monkeypatch):
+    weights = tmp_path / "lpips.safetensors"
+    save_file(LPIPS().state_dict(), weights)
+    monkeypatch.setenv("WORLDSIM_LPIPS_WEIGHTS", str(weights))
+    m = run_eval(tmp_path, tiny_checkpoint, "retrieval", "--context", "6", "--generate", "2")["metrics"]
+    assert m["mean"]["lpips"] is None and "at least 31 pixels a side, these are 16x16" in m["lpips_note"]
 
 
 def test_eval_takes_the_sampler_commit_flag(tmp_path, tiny_checkpoint):

@@ -47,7 +47,7 @@ def test_ssim_drops_with_noise_and_rejects_mismatched_frames():
 def test_summary_handles_episodes_of_different_lengths():
     per_frame = {"psnr": [np.array([10.0, 20.0, 30.0]), np.array([20.0])]}
     s = summarize(per_frame)
-    assert s["mean"] == {"psnr": 20.0, "lpips": None} and "offline" in s["lpips_note"]
+    assert s["mean"] == {"psnr": 20.0, "lpips": None} and "worldsim fetch-lpips" in s["lpips_note"]
     assert s["per_distance"]["distance"] == [1, 2, 3]
     assert s["per_distance"]["psnr"] == [15.0, 20.0, 30.0]
     assert s["per_distance"]["episodes"] == [2, 1, 1]

@@ -24,6 +24,7 @@ import numpy as np
 from worldsim.checkpoint import load_model
 from worldsim.cli import positive_int
 from worldsim.evaluation import plots
+from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
@@ -89,7 +90,7 @@ def run_task(args) -> int:
           f"device {sim.device}")
     teacher_forced = args.teacher_forced or args.task == "next-frame"
     result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
-                                teacher_forced=teacher_forced, batch_size=args.batch_size)
+                                teacher_forced=teacher_forced, batch_size=args.batch_size, lpips_net=load_lpips())
     if args.task == "recall":
         result["recall"] = recall_scores(episodes, rollouts)
 
@@ -106,9 +107,10 @@ def run_task(args) -> int:
                                f"{args.task}: true (above) vs generated, frames after the context")]
     m = result["metrics"]["mean"]
     print(f"| task | episodes | PSNR | SSIM | LPIPS | ms/step |\n|---|---|---|---|---|---|\n"
-          f"| {args.task} | {len(episodes)} | {m['psnr']:.2f} | {m['ssim']:.3f} | n/a | "
-          f"{1000 * result['seconds_per_step']:.1f} |")
-    print(f"LPIPS: {LPIPS_UNAVAILABLE}")
+          f"| {args.task} | {len(episodes)} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
+          f"{'n/a' if m['lpips'] is None else format(m['lpips'], '.3f')} | {1000 * result['seconds_per_step']:.1f} |")
+    if m["lpips"] is None:
+        print(LPIPS_UNAVAILABLE)
     if args.task == "recall":
         r = result["recall"]
         print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over {r['episodes_scored']} "

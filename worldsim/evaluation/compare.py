@@ -34,7 +34,7 @@ from worldsim.checkpoint import load_model, resolve
 from worldsim.config import ARCHITECTURES, ModelConfig, variant
 from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
-from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
+from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate, lengths, maze_episodes, recall_scores
 from worldsim.model import LSSVWM
@@ -150,12 +150,14 @@ def final_loss(path: Path, rows: int = 5) -> float | None:
 def table_markdown(rows: list[dict], task: str, window: int) -> str:
     paper = PAPER_TABLE2.get(task, {})  # the paper has no cue-recall table
     recall = task == "recall"
+    lpips_notes = sorted({r["metrics"]["lpips_note"] for r in rows if r["lpips"] is None})  # why it is missing
     lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
              + ("Cue recall: the cue's colour read off the generated frames where the true ones show it, "
                 "right in this share of the episodes (chance in brackets). " if recall else "")
-             + "LPIPS: n/a (" + LPIPS_UNAVAILABLE + ").", "",
+             + (f"LPIPS: n/a where not computed ({'; '.join(lpips_notes)})." if lpips_notes else "LPIPS: AlexNet, v0.1."),
+             "",
              f"| model | params | train GFLOP/frame | final loss | SSIM ↑ | LPIPS ↓ | PSNR ↑ | PSNR beyond {window} ↑ | "
              "LSSVWM - model, PSNR |" + (" cue recall ↑ |" if recall else "") + " paper SSIM | paper LPIPS | paper PSNR |",
              "|---|---|---|---|---|---|---|---|---|" + ("---|" if recall else "") + "---|---|---|"]
@@ -169,7 +171,7 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
         vs = "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
         cue = f" {num(r['recall']['accuracy'], '.2f')} ({r['recall']['chance']:.2f}) |" if recall else ""
         lines.append(f"| {r.get('label', r['architecture'])} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
-                     f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | n/a | {r['psnr']:.2f} | "
+                     f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | {num(r['lpips'], '.3f')} | {r['psnr']:.2f} | "
                      f"{num(r['psnr_beyond_window'], '.2f')} | {vs} |{cue} {num(ssim, '.3f')} | {num(lpips, '.3f')} | "
                      f"{num(psnr, '.1f')} |")
     return "\n".join(lines) + "\n"
@@ -207,10 +209,11 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
                      "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),
                      "train_seconds_this_run": train_seconds, "final_loss": final_loss(out / arch / "metrics.jsonl")}
     scored = {}
+    lpips_net = load_lpips()
     for task, (episodes, context, generate) in tasks.items():
-        result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size)
+        result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size, lpips_net=lpips_net)
         mean = result["metrics"]["mean"]
-        row = {**model_columns, "ssim": mean["ssim"], "lpips": None, "psnr": mean["psnr"],
+        row = {**model_columns, "ssim": mean["ssim"], "lpips": mean["lpips"], "psnr": mean["psnr"],
                "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
                "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
                "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
@@ -296,7 +299,7 @@ def write_task(task: str, context: int, generate: int | None, scored: dict, epis
     files = [out / f"compare_{task}.md",
              write_json(out / f"compare_{task}.json", {"task": task, "context": context, "generate": generate,
                                                "episodes": [int(e.seed) for e in episodes], "steps": args.steps,
-                                               "lpips_note": LPIPS_UNAVAILABLE, "table": rows}, prov),
+                                               "table": rows}, prov),
              plots.metric_curves(summaries, out / f"compare_{task}_metrics.png", prov, f"{task}: equal parameters and steps")]
     if not quiet:
         print(table)

@@ -8,14 +8,16 @@ from matplotlib.figure import Figure
 
 from worldsim.evaluation.provenance import save_figure
 
-METRIC_LABELS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)"}
+METRIC_LABELS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)",
+                 "lpips": "LPIPS (lower is better)"}
 
 
 def metric_curves(summaries: dict[str, dict], path, prov: dict, title: str):
     """Each metric vs frame distance, one line (mean over episodes, +-1 std band) per label.
-    `summaries`: label -> metrics.summarize(...) output."""
-    fig = Figure(figsize=(5 * len(METRIC_LABELS), 4), layout="constrained")
-    for ax, (metric, label) in zip(fig.subplots(1, len(METRIC_LABELS)), METRIC_LABELS.items()):
+    `summaries`: label -> metrics.summarize(...) output. LPIPS is drawn when every label has it."""
+    labels = {m: text for m, text in METRIC_LABELS.items() if all(m in s["per_distance"] for s in summaries.values())}
+    fig = Figure(figsize=(5 * len(labels), 4), layout="constrained")
+    for ax, (metric, label) in zip(fig.subplots(1, len(labels)), labels.items()):
         for name, s in summaries.items():
             d = s["per_distance"]
             mean, std = np.asarray(d[metric]), np.asarray(d[f"{metric}_std"])

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldsim.evaluation.metrics import frame_metrics, summarize
+from worldsim.evaluation.lpips import LPIPS, MIN_SIZE as LPIPS_MIN_SIZE
+from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE, frame_metrics, summarize
 from worldsim.maze.core import OBJECT_COLOURS, default_n_objects
 from worldsim.simulator import Simulator
 from worldsim.sources import MAZE_ID
@@ -134,15 +135,21 @@ def _generate(sim: Simulator, frames: list[torch.Tensor], actions: list[torch.Te
 
 
 def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
-             batch_size: int = 16) -> tuple[dict, Rollouts]:
-    """Roll the model out on the episodes and score every generated frame (see metrics.summarize)."""
+             batch_size: int = 16, lpips_net: LPIPS | None = None) -> tuple[dict, Rollouts]:
+    """Roll the model out on the episodes and score every generated frame (see metrics.summarize);
+    LPIPS too, given its network (`lpips.load_lpips`)."""
     r = rollout(sim, episodes, generate, teacher_forced, batch_size)
-    per_frame = [frame_metrics(g, t) for g, t in zip(r.generated, r.truth)]
+    height, width = r.truth[0].shape[1:3]
+    note = LPIPS_UNAVAILABLE
+    if lpips_net is not None and min(height, width) < LPIPS_MIN_SIZE:
+        lpips_net = None
+        note = f"LPIPS not computed: AlexNet needs frames of at least {LPIPS_MIN_SIZE} pixels a side, these are {height}x{width}"
+    per_frame = [frame_metrics(g, t, lpips_net) for g, t in zip(r.generated, r.truth)]
     result = {
         "episodes": [{"seed": int(e.seed), "context_length": int(e.context_length), "generated": len(g)}
                      for e, g in zip(episodes, r.generated)],
         "seconds_per_step": r.seconds_per_step,
-        "metrics": summarize({k: [m[k] for m in per_frame] for k in per_frame[0]}),
+        "metrics": summarize({k: [m[k] for m in per_frame] for k in per_frame[0]}, note),
     }
     return result, r
 
