@@ -46,7 +46,7 @@ def compare_result(path: Path, rows: dict[str, list[list[float]]], episodes=(7, 
                    seed: int | None = None) -> Path:
     """A compare_retrieval.json as `worldsim eval --task compare` writes it, with the given
     per-frame PSNRs (one list per episode) for each architecture, trained with `seed`."""
-    table = [{"architecture": arch, "parameters": 1e6, "train_flops_per_frame": 1e9, "ssim": 0.5,
+    table = [{"architecture": arch, "parameters": 1e6, "train_flops_per_frame": 1e9, "ssim": 0.5, "lpips": None,
               "psnr": float(np.mean([v for e in frames for v in e])), "final_loss": 0.1,
               "metrics": summarize({"psnr": [np.asarray(e) for e in frames], "ssim": [np.full(len(e), 0.5) for e in frames]})}
              for arch, frames in rows.items()]
