@@ -2,6 +2,7 @@
 arrays and nothing else, fetching checks what it reads and writes whole files, and the metric
 behaves as a distance. benchmarks/check_lpips.py holds the fetched weights to published values."""
 
+import hashlib
 import io
 import os
 import pickle
@@ -46,7 +47,6 @@ def source_archive(tmp_path, params, member=SOURCE_MEMBER):
 
 
 def sha256(path):
-    import hashlib
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

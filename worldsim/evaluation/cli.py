@@ -25,7 +25,6 @@ from worldsim.checkpoint import load_model
 from worldsim.cli import positive_int
 from worldsim.evaluation import plots
 from worldsim.evaluation.lpips import load_lpips
-from worldsim.evaluation.metrics import LPIPS_UNAVAILABLE
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
                                        maze_size, recall_scores, shard_clips)
@@ -110,7 +109,7 @@ def run_task(args) -> int:
           f"| {args.task} | {len(episodes)} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
           f"{'n/a' if m['lpips'] is None else format(m['lpips'], '.3f')} | {1000 * result['seconds_per_step']:.1f} |")
     if m["lpips"] is None:
-        print(LPIPS_UNAVAILABLE)
+        print(result["metrics"]["lpips_note"])  # why: no weights fetched, or frames too small
     if args.task == "recall":
         r = result["recall"]
         print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over {r['episodes_scored']} "
