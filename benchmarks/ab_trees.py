@@ -1,15 +1,17 @@
 """A/B two copies of the code: engine step and training step, in alternating child processes.
 
-    git archive REV worldsim | tar -x -C runs/base        # the code to compare against
+    git archive REV worldsim envs | tar -x -C runs/base   # the code to compare against
     python benchmarks/ab_trees.py runs/base . [--rounds 3] [--device cpu] [--threads 1]
         [--train-config small] [--train-window 32] [--train-batch 2] [--train-at-step 0] [--warmup 2]
-        [--steps 3] [--maze-pool 0] [--out FILE]
+        [--steps 3] [--maze-pool 0] [--vector N --episode-steps E] [--no-train] [--out FILE]
 
-Each tree is a directory holding a `worldsim` package. Every round runs one child process per
-tree (in turn, so load from other jobs falls on both alike); the child imports that tree's
-worldsim and measures (1) ms per generated frame of the shipped checkpoint at batch 1 (CPU only:
-the env's case) and (2) ms per training step of `--train-config` on a fixed batch, after
-`--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
+Each tree is a directory holding a `worldsim` package (and `envs`, for --vector). Every round runs
+one child process per tree (in turn, so load from other jobs falls on both alike); the child
+imports that tree's worldsim and measures (1) ms per generated frame of the shipped checkpoint at
+batch 1 (CPU only: the env's case), (2) with --vector, ms per step of `gym.make_vec("LSSVWM-v0",
+num_envs=N, max_episode_steps=E)` with the envs' episodes staggered so that N/E of them restart
+each step (an RL agent's case), and (3) ms per training step of `--train-config` on a fixed
+batch, after `--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
 (measured: the tree run first took 7x as long per step), so each tree first runs once untimed.
 Prints medians and the ratio of the second tree to the first; JSON with --out.
 """
@@ -51,6 +53,10 @@ def child(a: argparse.Namespace) -> dict:
         for _ in range(a.frames):
             sim.step(torch.tensor([1]))
         out["step_ms"] = (time.perf_counter() - t) / a.frames * 1000
+    if a.vector:
+        out["vector_step_ms"] = vector_step_ms(a)
+    if not a.train:
+        return out
     overrides = {"window_schedule": ((0, a.train_window),)} if a.train_window else {}
     if a.train_batch:
         overrides.update(batch_frames=0, batch_size=a.train_batch)
@@ -77,6 +83,25 @@ def child(a: argparse.Namespace) -> dict:
     return out
 
 
+def vector_step_ms(a: argparse.Namespace) -> float:
+    import gymnasium as gym
+    import numpy as np
+
+    envs = gym.make_vec("LSSVWM-v0", num_envs=a.vector, checkpoint=CHECKPOINT, device=a.device,
+                        max_episode_steps=a.episode_steps)
+    if not sys.modules[type(envs.unwrapped).__module__].__file__.startswith(str(Path(a.tree).resolve())):
+        raise SystemExit(f"the vector env came from {sys.modules[type(envs.unwrapped).__module__].__file__}")
+    actions = np.random.default_rng(0).integers(envs.single_action_space.n, size=(a.vector + a.frames, a.vector))
+    envs.reset(seed=0)
+    for i in range(a.vector):  # env i restarts i steps in: from here on episodes end in turn
+        envs.step(actions[i])
+        envs.reset(options={"reset_mask": np.arange(a.vector) == i})
+    t = time.perf_counter()
+    for x in actions[a.vector:]:
+        envs.step(x)
+    return (time.perf_counter() - t) / a.frames * 1000
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("trees", nargs=2, help="two directories, each holding a worldsim package")
@@ -91,8 +116,12 @@ def main() -> None:
     p.add_argument("--maze-pool", type=int, default=0, help="mazes generated for the batch; 0: the config's")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--vector", type=int, default=0, help="also time the vector env with this many envs (on --device)")
+    p.add_argument("--episode-steps", type=int, default=16, help="--vector: max_episode_steps of its envs")
+    p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True, help="time the training step")
     p.add_argument("--out")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tree", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(a)))
@@ -106,7 +135,7 @@ def main() -> None:
     for r in range(-1 if a.device.startswith("cuda") else 0, a.rounds):  # round -1: priming, not kept
         for t in trees:
             env = {**os.environ, "PYTHONPATH": t + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            res = subprocess.run([sys.executable, __file__, *a.trees, *args, "--child"], env=env,
+            res = subprocess.run([sys.executable, __file__, *a.trees, *args, "--child", "--tree", t], env=env,
                                  capture_output=True, text=True)
             if res.returncode:
                 raise SystemExit(f"{t}, round {r}: the child failed\n{res.stderr[-3000:]}")

@@ -30,7 +30,7 @@ from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.maze.core import MazeWorld
 from worldsim.maze.episodes import eval_seed
 from worldsim.maze.policies import ExplorePolicy
-from worldsim.simulator import Simulator, add_sampling_arguments
+from worldsim.simulator import Simulator, add_sampling_arguments, sampling_options
 
 
 def frame_stats(frame: torch.Tensor) -> tuple[float, float, float]:
@@ -56,8 +56,7 @@ def main() -> None:
 
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, "float32",
-                                   args.commit_in_sampler)
+    sim = Simulator.for_checkpoint(model, config, device=args.device, **sampling_options(args))
     world = MazeWorld(1, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])

@@ -6,6 +6,7 @@ import imageio.v3 as iio
 import pytest
 
 from worldsim import cli
+from worldsim.step_graph import StepGraph
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,3 +72,17 @@ def test_missing_checkpoint_and_unknown_policy_are_clear_errors(tiny_checkpoint,
     assert "nope" in capsys.readouterr().err
     assert run(tiny_checkpoint, "--policy", "greedy", "--out", tmp_path / "x.mp4") == 2
     assert "not 'random', 'explore'" in capsys.readouterr().err
+
+
+def test_cuda_graph_option_reaches_the_simulator(tiny_checkpoint, tmp_path, monkeypatch):
+    """--cuda-graph: every step after an episode's first runs through a StepGraph (without capture
+    on a CPU), and the video is the same."""
+    replays = []
+    call = StepGraph.__call__
+    monkeypatch.setattr(StepGraph, "__call__", lambda self, *a: replays.append(self) or call(self, *a))
+    videos = []
+    for flag in ([], ["--cuda-graph"]):
+        out = tmp_path / f"graph{bool(flag)}.mp4"
+        assert run(tiny_checkpoint, "--steps", 6, "--policy", "random", *flag, "--out", out) == 0
+        videos.append(iio.imread(out))
+    assert len(replays) == 6 - 1 and (videos[0] == videos[1]).all()

@@ -86,6 +86,40 @@ def test_a_frame_is_committed_by_the_next_frames_first_pass(tiny_checkpoint, one
         torch.testing.assert_close(runs[0][1][name], x, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("context", [1, 3])
+def test_a_restart_beside_pending_frames_commits_with_them(tiny_checkpoint, one_thread, context):
+    """reset_indices while the batch's latest frames wait to be committed: the restarted element's
+    last context frame waits with them and the next step's first pass commits it. The frames and
+    memory are those of committing the batch first and prefilling the whole context (what reading
+    `sim.cache` forces), with one model pass fewer."""
+    model, config = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=g)
+    restart = torch.randint(0, 256, (1, context, 16, 16, 3), dtype=torch.uint8, generator=g)
+    restart_actions = torch.randint(0, 6, (1, context - 1), generator=g) if context > 1 else None
+    actions = torch.randint(0, 6, (6, 2), generator=g)
+    runs = []
+    for commit_first in (True, False):
+        sim = Simulator.for_checkpoint(model, config, 2, 0.5, device="cpu")
+        sim.reset(frames, actions[:2].T, seeds=[3, 4])
+        sim.step(actions[2])
+        calls, handle = count_passes(sim.model)
+        if commit_first:
+            sim.cache  # noqa: B018 -- reading the memory commits the pending frame by its own pass
+        sim.reset_indices([1], restart, restart_actions, seeds=[9])
+        assert sim.frame_index.tolist() == [4, context]
+        out = [sim.step(a) for a in actions[3:]]
+        handle.remove()
+        runs.append((out, sim.cache.state_dict(), len(calls)))
+    prefill = 1 if context > 1 else 0  # the restarted context but its last frame: one pass, if any
+    assert runs[0][2] == 1 + 1 + 2 * 3 and runs[1][2] == prefill + 2 * 3
+    for eager, waiting in zip(runs[0][0], runs[1][0]):
+        torch.testing.assert_close(waiting[0].float(), eager[0].float(), rtol=0, atol=1)  # uint8: rounding only
+        torch.testing.assert_close(waiting[1], eager[1], rtol=1e-4, atol=1e-5)
+    for name, x in runs[0][1].items():
+        torch.testing.assert_close(runs[1][1][name], x, rtol=1e-4, atol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("steps, saves_a_pass", [(2, True), (4, True), (3, False)])
 def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, saves_a_pass):
     """The sampler's frame is the same either way; with commit_in_sampler the memory is that of the

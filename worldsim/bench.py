@@ -7,7 +7,9 @@ Sections (default: all; `quality` only with --checkpoint):
             10,000 on CUDA) for LSSVWM, sliding-window and full causal attention at batch 1.
             Memory: the simulator's cache bytes (InferenceCache.nbytes), plus peak allocated
             (torch.cuda.max_memory_allocated) on CUDA or process RSS on CPU.
-  batch     generated frames/s of one Simulator with B = 1, 16, 64, 256 episodes.
+  batch     generated frames/s of one Simulator with B = 1, 16, 64, 256 episodes; with --cuda-graph
+            also with the step replayed from a CUDA graph (worldsim/step_graph.py), the two
+            alternating in rounds.
   train     training frames/s and tokens/s (Trainer.train_step on random frames, so the data
             generator is not timed) and, on CUDA, model FLOP utilisation from the analytic count
             in worldsim.evaluation.flops against --peak-tflops (default: H100 bf16 dense, 989).
@@ -61,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architectures", default="lssvwm,sliding_attention,full_attention")
     p.add_argument("--sliding-window", type=int, default=48, help="frames of the sliding-attention baseline")
     p.add_argument("--batch-sizes", default="1,16,64,256")
-    p.add_argument("--batch-steps", type=positive_int, default=3, help="timed steps per batch size (after one warm-up)")
+    p.add_argument("--batch-steps", type=positive_int, default=3, help="timed steps per batch size and round (after two warm-up steps)")
+    p.add_argument("--batch-rounds", type=positive_int, default=2, help="rounds per batch size (modes alternate)")
+    p.add_argument("--cuda-graph", action="store_true", help="batch: time the CUDA-graph step beside the plain one")
     p.add_argument("--train-batch", type=positive_int, help="windows per step (default 16 on CUDA, 2 on CPU)")
     p.add_argument("--train-window", type=positive_int, help="frames per window (default 32 on CUDA, 16 on CPU)")
     p.add_argument("--train-steps", type=positive_int, default=3, help="timed training steps (after one warm-up)")
@@ -192,18 +196,41 @@ def markdown(header: list, rows: list[list]) -> str:
 
 # --- batched generation ------------------------------------------------------------------------
 
-def batched_throughput(sim: Simulator, batch_sizes: list[int], steps: int) -> list[dict]:
+def batched_throughput(sims: dict[str, Simulator], batch_sizes: list[int], steps: int, rounds: int) -> list[dict]:
+    """Per batch size, each simulator's median step time; the simulators (modes) alternate in rounds
+    so that a busy moment of a shared machine falls on all of them alike."""
     rows = []
     for B in tqdm(batch_sizes, desc="batch", dynamic_ncols=True, leave=False):
-        sim.reset(random_context(sim.cfg, B))
-        sim.step(actions(sim.cfg, B))  # warm-up
-        start = time.perf_counter()
-        for _ in range(steps):
-            sim.step(actions(sim.cfg, B))  # returns frames on the CPU: the device has finished
-        seconds = time.perf_counter() - start
-        rows.append({"batch": B, "frames_per_s": B * steps / seconds, "ms_per_step": 1000 * seconds / steps,
-                     "cache_bytes": sim.memory_bytes()})
+        seconds: dict[str, list[float]] = {mode: [] for mode in sims}
+        for _ in range(rounds):
+            for mode, sim in sims.items():
+                sim.reset(random_context(sim.cfg, B))
+                for _ in range(2):  # warm-up: a reset's first step commits its own frame; the second may capture a graph
+                    sim.step(actions(sim.cfg, B))
+                for _ in range(steps):
+                    start = time.perf_counter()
+                    sim.step(actions(sim.cfg, B))  # returns frames on the CPU: the device has finished
+                    seconds[mode].append(time.perf_counter() - start)
+        modes = {mode: {"ms_per_step": 1000 * statistics.median(s), "frames_per_s": B / statistics.median(s)}
+                 for mode, s in seconds.items()}
+        rows.append({"batch": B, "modes": modes, "cache_bytes": next(iter(sims.values())).memory_bytes()})
     return rows
+
+
+def batch_table(rows: list[dict]) -> str:
+    modes = list(rows[0]["modes"])
+    header = ["B"] + [f"{m}: {unit}" for m in modes for unit in ("frames/s", "ms/step")] + ["cache MB"]
+    if len(modes) == 2:
+        header.append(f"{modes[1]} / {modes[0]} frames/s")
+    table = []
+    for r in rows:
+        m = r["modes"]
+        row = [r["batch"]] + [f"{m[k][unit]:.1f}" for k in modes for unit in ("frames_per_s", "ms_per_step")]
+        row.append(f"{r['cache_bytes'] / MB:.1f}")
+        if len(modes) == 2:
+            row.append(f"{m[modes[1]]['frames_per_s'] / m[modes[0]]['frames_per_s']:.2f}x")
+        table.append(row)
+    return markdown(header, table)
 
 
 # --- training throughput ---------------------------------------------------------------------------
@@ -322,13 +349,14 @@ def run(args) -> int:
                       + latency_table(runs, cuda))
         tables.append(ratio_table(report["latency"]["ratios"]))
     if "batch" in sections:
-        rows = batched_throughput(Simulator(main, args.sampling_steps, device=device, dtype=args.dtype),
-                                  ints(args.batch_sizes), args.batch_steps)
+        graph_modes = (False, True) if args.cuda_graph else (False,)
+        graphed = "CUDA graph" if cuda else "static step (no graph on a CPU)"
+        sims = {graphed if g else "plain": Simulator(main, args.sampling_steps, device=device, dtype=args.dtype,
+                                                          cuda_graph=g) for g in graph_modes}
+        rows = batched_throughput(sims, ints(args.batch_sizes), args.batch_steps, args.batch_rounds)
         report["batch"] = rows
-        tables.append(f"Batched generation (one Simulator, {main.cfg.architecture}):\n\n"
-                      + markdown(["B", "frames/s", "ms/step", "cache MB"],
-                                 [[r["batch"], f"{r['frames_per_s']:.1f}", f"{r['ms_per_step']:.1f}",
-                                   f"{r['cache_bytes'] / MB:.1f}"] for r in rows]))
+        tables.append(f"Batched generation (one Simulator per mode, {main.cfg.architecture}, median step of "
+                      f"{args.batch_rounds} x {args.batch_steps}):\n\n" + batch_table(rows))
     if "train" in sections:
         r = training_throughput(main.cfg, args.train_batch or (16 if cuda else 2), args.train_window or (32 if cuda else 16),
                                 args.train_steps, device, args.peak_tflops)
@@ -372,7 +400,9 @@ def plot(report: dict, out_dir: Path, prov: dict, cuda: bool) -> list[Path]:
                                      "memory vs frames", logy=True))
     if "batch" in report:
         rows = report["batch"]
-        files.append(plots.line_plot([r["batch"] for r in rows], {"generated frames/s": [r["frames_per_s"] for r in rows]},
+        files.append(plots.line_plot([r["batch"] for r in rows],
+                                     {f"{mode} frames/s": [r["modes"][mode]["frames_per_s"] for r in rows]
+                                      for mode in rows[0]["modes"]},
                                      out_dir / "batched_throughput.png", prov, "parallel episodes B",
                                      "generated frames/s", "batched generation", logy=True))
     if "quality" in report:

@@ -111,6 +111,13 @@ class PendingCommit:
     def clone(self) -> "PendingCommit":
         return self.map(lambda x: x.clone())
 
+    def put(self, index: list[int], other: "PendingCommit") -> "PendingCommit":
+        """A copy with batch elements `index` replaced by `other`'s."""
+        out = self.clone()
+        for mine, theirs in zip((out.frame, out.level, out.action), (other.frame, other.level, other.action)):
+            mine[index] = theirs.to(mine.device, mine.dtype)
+        return out
+
     @property
     def nbytes(self) -> int:
         return self.frame.nbytes + self.level.nbytes + self.action.nbytes

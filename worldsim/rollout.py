@@ -28,7 +28,7 @@ from gymnasium import spaces
 from tqdm import tqdm
 
 from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy
-from worldsim.simulator import add_sampling_arguments
+from worldsim.simulator import add_sampling_arguments, sampling_options
 from worldsim.sources import MAZE_ID, SourceEnv, check_action
 from worldsim.video import mp4_writer
 
@@ -52,8 +52,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     stats = rollout(args.checkpoint, args.steps, args.policy, args.out, twin=args.twin, seed=args.seed,
-                    device=args.device, sampling_steps=args.sampling_steps, context_noise=args.context_noise,
-                    commit_in_sampler=args.commit_in_sampler, fps=args.fps, scale=args.scale)
+                    device=args.device, fps=args.fps, scale=args.scale, **sampling_options(args))
     print(f"wrote {stats['frames']} frames to {args.out}: {stats['frames_per_second']:.1f} frames/s generated "
           f"({1000 * stats['step_seconds']:.1f} ms/frame in the model, {stats['episodes']} episode(s))")
     return 0
@@ -61,12 +60,12 @@ def run(args) -> int:
 
 def rollout(checkpoint, steps: int | None, policy: str, out, *, twin: bool = False, seed: int = 0,
             device: str = "auto", sampling_steps: int | None = None, context_noise: float | None = None,
-            commit_in_sampler: bool | None = None, fps: int | None = None, scale: int | None = None,
-            progress: bool = True) -> dict:
+            commit_in_sampler: bool | None = None, cuda_graph: bool = False, fps: int | None = None,
+            scale: int | None = None, progress: bool = True) -> dict:
     """Generate `steps` frames with `policy` and write them to the mp4 `out`. Returns statistics."""
     # unwrapped: no TimeLimit, a rollout runs for --steps frames (episodes end only by termination)
     env = gym.make("LSSVWM-v0", checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
-                   context_noise=context_noise, commit_in_sampler=commit_in_sampler).unwrapped
+                   context_noise=context_noise, commit_in_sampler=commit_in_sampler, cuda_graph=cuda_graph).unwrapped
     try:
         return _rollout(env, steps, policy, Path(out), twin, seed, fps, scale, progress)
     finally:

@@ -13,6 +13,11 @@ noise generator per batch element:
 
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
 generates the same frames as N single simulators given the same seeds and actions.
+
+With `cuda_graph`, a step after the first of an episode replays a CUDA graph of the whole step
+(`worldsim.step_graph`), the same frames without thousands of kernel launches. The memory then
+lives in that graph's buffers and later steps overwrite it in place: keep `get_state()` or
+`cache.snapshot()` copies, not references.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import Tensor
 
 from worldsim.diffusion import PendingCommit, prev_actions, sample_next_frame, to_model_space, to_uint8
 from worldsim.model import LSSVWM, InferenceCache
+from worldsim.step_graph import StepGraph
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -52,6 +58,14 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--commit-in-sampler", action=argparse.BooleanOptionalAction, default=None,
                         help="commit each frame from the sampler's pass at the context-noise level, saving a "
                              "model pass per frame (default: the checkpoint's)")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="replay each generation step from a CUDA graph (GPU: one launch instead of thousands)")
+
+
+def sampling_options(args) -> dict:
+    """The `Simulator.for_checkpoint` (and env) keyword arguments of `add_sampling_arguments`' options."""
+    return {"sampling_steps": args.sampling_steps, "context_noise": args.context_noise,
+            "commit_in_sampler": args.commit_in_sampler, "cuda_graph": args.cuda_graph}
 
 
 @dataclass
@@ -84,7 +98,7 @@ class Simulator:
     def __init__(self, model: LSSVWM, sampling_steps: int = DEFAULT_SAMPLING["steps"],
                  context_noise: float = DEFAULT_SAMPLING["context_noise"],
                  device="auto", dtype: str | torch.dtype = "float32",
-                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"]):
+                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"], cuda_graph: bool = False):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
         if not 0 <= context_noise <= 1:
@@ -100,6 +114,11 @@ class Simulator:
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
         self.commit_in_sampler = commit_in_sampler
+        # Replay the steady-state step from a CUDA graph (`StepGraph`) where it has fixed shapes:
+        # not while the memory grows (full causal attention) nor when the sampler commits.
+        self.cuda_graph = cuda_graph
+        self._graph: StepGraph | None = None
+        self._graph_key: tuple | None = None  # the settings self._graph was captured with
         self._cache: InferenceCache | None = None  # the memory of the frames so far but `pending`
         self.pending: PendingCommit | None = None  # the latest generated frame, until the next step commits it
         self.frames: Tensor | None = None
@@ -109,14 +128,15 @@ class Simulator:
     @classmethod
     def for_checkpoint(cls, model: LSSVWM, config: dict, sampling_steps: int | None = None,
                        context_noise: float | None = None, device="auto", dtype="float32",
-                       commit_in_sampler: bool | None = None) -> "Simulator":
+                       commit_in_sampler: bool | None = None, cuda_graph: bool = False) -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
         its config.json ships, except those given here (None = the checkpoint's)."""
         sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
         return cls(model, sampling["steps"] if sampling_steps is None else sampling_steps,
                    sampling["context_noise"] if context_noise is None else context_noise,
                    device=device, dtype=dtype,
-                   commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler)
+                   commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler,
+                   cuda_graph=cuda_graph)
 
     @property
     def cache(self) -> InferenceCache | None:
@@ -150,6 +170,10 @@ class Simulator:
     def prefill(self, frames: Tensor, actions: Tensor | None = None) -> InferenceCache:
         """Memory after real context frames uint8 [B, T, H, W, 3]; actions [B, T-1] (Gym-aligned:
         actions[:, t] was taken after frames[:, t]) or None for a single frame."""
+        return self._commit(frames, self._producing_actions(frames, actions), cache=None)
+
+    def _producing_actions(self, frames: Tensor, actions: Tensor | None) -> Tensor:
+        """The action that produced each context frame [B, T] (see `prefill`), checked."""
         self.check_frames(frames)
         B, T = frames.shape[:2]
         shape = (B, T) + ((self.cfg.action_dim,) if self.cfg.action_type == "continuous" else ())
@@ -163,7 +187,7 @@ class Simulator:
             if actions.shape[:2] != (B, T - 1):
                 raise ValueError(f"context actions must have shape [{B}, {T - 1}], got {tuple(actions.shape)}")
             actions = torch.cat([actions, pad], 1)  # the last action follows the context: unused
-        return self._commit(frames, prev_actions(actions), cache=None)
+        return prev_actions(actions)
 
     def _commit(self, frames: Tensor, produced: Tensor, cache: InferenceCache | None) -> InferenceCache:
         """Memory after real frames uint8 [B, T, H, W, 3], produced by `produced` [B, T], committed
@@ -213,10 +237,24 @@ class Simulator:
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         return self.frames
 
+    @torch.no_grad()
     def reset_indices(self, index: list[int], frames: Tensor, actions: Tensor | None, seeds: list[int]) -> None:
-        """Restart the episodes of some batch elements (vector env autoreset), the others untouched."""
+        """Restart the episodes of some batch elements (vector env autoreset), the others untouched.
+
+        While the others' latest frames wait for the next step to commit them, the restarted
+        elements' last context frame waits with them, at noise level 0: the next step's first pass
+        commits it as a prefill would, and no pass over the whole batch runs here."""
         frames = torch.as_tensor(frames)
-        self.cache.put(index, self.prefill(frames, actions))
+        produced = self._producing_actions(frames, actions)
+        if self.pending is None:
+            self.cache.put(index, self._commit(frames, produced, cache=None))
+        else:
+            n, T = frames.shape[:2]
+            head = self._commit(frames[:, :-1], produced[:, :-1], None) if T > 1 else self.model.init_cache(n, self.device)
+            self._cache.put(index, head)
+            last = PendingCommit(to_model_space(frames[:, -1:].to(self.device)), torch.zeros(n, 1, device=self.device),
+                                 produced[:, -1:].to(self.device))
+            self.pending = self.pending.put(index, last)
         self.frames = self.frames.clone()  # step() returned the old tensor: callers keep their frames
         self.frames[index] = frames[:, -1]
         for i, s in zip(index, seeds):
@@ -237,14 +275,36 @@ class Simulator:
         actions = torch.as_tensor(actions).to(self.device)
         if actions.is_floating_point():
             actions = actions.float()
-        noise, commit_noise = self._noise(2)
-        with self._autocast():
-            x0, reward, term, self._cache, self.pending = sample_next_frame(
-                self.model, self._cache, actions, noise, self.sampling_steps, self.context_noise, commit_noise,
-                self.commit_in_sampler, self.pending)
+        noise = self._noise(2)
+        if self._graphable():
+            x0, reward, term = self._graph_step(actions, noise)
+        else:
+            with self._autocast():
+                x0, reward, term, self._cache, self.pending = sample_next_frame(
+                    self.model, self._cache, actions, noise[0], self.sampling_steps, self.context_noise, noise[1],
+                    self.commit_in_sampler, self.pending)
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()
+
+    def _graphable(self) -> bool:
+        grows = self.cfg.attention and self.cfg.attn_window is None
+        return self.cuda_graph and self.pending is not None and not self.commit_in_sampler and not grows
+
+    def _graph_step(self, actions: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The step from the StepGraph for these settings (captured anew when they change); the
+        memory and the pending commit are then the graph's buffers, updated in place by later steps."""
+        key = (self.sampling_steps, self.context_noise, self.dtype, tuple(actions.shape), actions.dtype)
+        if self._graph is None or self._graph_key != key:
+            self._graph = None  # free the old graph's buffers before capturing the new one
+            self._graph = StepGraph(self.model, self._cache, self.pending, actions, noise, self.sampling_steps,
+                                    self.context_noise, self.dtype)
+            self._graph_key = key
+        else:
+            self._graph.load(self._cache, self.pending)
+        out = self._graph(actions, noise)
+        self._cache, self.pending = self._graph.cache, self._graph.pending
+        return out
 
     def get_state(self) -> SimulatorState:
         pending = None if self.pending is None else self.pending.clone()

@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from worldsim.rollout import GAP, upscale, video_frame
-from worldsim.simulator import add_sampling_arguments
+from worldsim.simulator import add_sampling_arguments, sampling_options
 from worldsim.sources import SourceEnv
 from worldsim.video import mp4_writer
 
@@ -219,8 +219,7 @@ class Window:
 
 def run(args) -> int:
     # no TimeLimit (unwrapped): play as long as you like
-    env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device, sampling_steps=args.sampling_steps,
-                   context_noise=args.context_noise, commit_in_sampler=args.commit_in_sampler).unwrapped
+    env = gym.make("LSSVWM-v0", checkpoint=args.checkpoint, device=args.device, **sampling_options(args)).unwrapped
     keys = env.get_keys_to_action()  # a source env without a key map: ValueError
     twin = None
     if args.twin:

@@ -19,7 +19,7 @@ from worldsim.simulator import Simulator
 def test_bench_writes_tables_json_and_plots(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--checkpoint", str(tiny_checkpoint), "--frames", "24", "--sampling-steps", "1",
-                 "--batch-sizes", "1,3", "--batch-steps", "1", "--train-batch", "1", "--train-window", "4",
+                 "--batch-sizes", "1,3", "--batch-steps", "1", "--batch-rounds", "1", "--cuda-graph", "--train-batch", "1", "--train-window", "4",
                  "--train-steps", "1", "--quality-steps", "1,2", "--quality-episodes", "1", "--quality-context", "4",
                  "--sliding-window", "8", "--out", str(out)])
     assert code == 0
@@ -40,7 +40,11 @@ def test_bench_writes_tables_json_and_plots(tmp_path, tiny_checkpoint, capsys):
     assert ratios["full_attention"]["late_over_early_cache"] > 2
     assert ratios["lssvwm_over_full_attention"]["cache"] < 1
 
-    assert [r["batch"] for r in report["batch"]] == [1, 3] and all(r["frames_per_s"] > 0 for r in report["batch"])
+    assert [r["batch"] for r in report["batch"]] == [1, 3]
+    modes = ["plain", "static step (no graph on a CPU)"]
+    assert all(list(r["modes"]) == modes and all(m["frames_per_s"] > 0 for m in r["modes"].values())
+               for r in report["batch"])
+    assert f"{modes[1]} / plain frames/s" in printed
     train = report["train"]
     assert train["frames_per_s"] > 0 and train["tokens_per_s"] == pytest.approx(train["frames_per_s"] * 16, rel=1e-5)  # stored at 6 digits
     assert train["mfu"] is None and "CUDA" in train["mfu_note"]

@@ -28,7 +28,7 @@ from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
                                        maze_size, recall_scores, shard_clips)
-from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments
+from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments, sampling_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,8 +76,7 @@ def run(args) -> int:
 
 def run_task(args) -> int:
     model, config = load_model(args.checkpoint, weights=args.weights)
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, args.device, args.dtype,
-                                   args.commit_in_sampler)
+    sim = Simulator.for_checkpoint(model, config, device=args.device, dtype=args.dtype, **sampling_options(args))
     context, generate = lengths(args.task, args.context, args.generate)
     if args.data:
         if args.task != "next-frame":

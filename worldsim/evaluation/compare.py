@@ -40,7 +40,7 @@ from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate, lengths, maze_epi
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer, load_run_config
-from worldsim.simulator import Simulator
+from worldsim.simulator import Simulator, sampling_options
 
 # Po et al. 2025, Table 2 (Memory Maze; SSIM, LPIPS, PSNR). Retrieval: 400 context + 400 generated;
 # reasoning: 576 + 224. The "sliding attention" row is their causal transformer with a 192-frame window.
@@ -202,8 +202,7 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     if path is None:  # stopped early: a part-trained model must not enter the table
         return None
     model, config = load_model(path, weights=args.weights)
-    sim = Simulator.for_checkpoint(model, config, args.sampling_steps, args.context_noise, device, args.dtype,
-                                   args.commit_in_sampler)
+    sim = Simulator.for_checkpoint(model, config, device=device, dtype=args.dtype, **sampling_options(args))
     model_columns = {"architecture": arch, "parameters": model.num_parameters(), "width": model.cfg.width,
                      "depth": model.cfg.depth, "attn_window": model.cfg.attn_window,
                      "train_flops_per_frame": training_flops_per_frame(model.cfg, cfg.window_at(args.steps)),

@@ -1,0 +1,72 @@
+"""The graphed step (worldsim/step_graph.py) generates what the plain step does, through every way
+the simulator's memory changes hands: snapshots, an eager commit, new settings, a partial reset."""
+
+import pytest
+import torch
+
+from worldsim.checkpoint import load_model
+from worldsim.config import preset, variant
+from worldsim.model import LSSVWM
+from worldsim.simulator import Simulator
+from worldsim.step_graph import StepGraph
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="capturing a CUDA graph needs a CUDA device"))]
+
+
+def script(sim: Simulator) -> list[tuple]:
+    """Drive a batch-2 simulator through resets, snapshots and setting changes; every step's output."""
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=g)
+    sim.reset(frames, torch.randint(0, 6, (2, 2), generator=g), seeds=[5, 6])
+    actions = torch.randint(0, 6, (24, 2), generator=g)
+    out = []
+    step = lambda i: out.append(tuple(x.clone() for x in sim.step(actions[i])))  # noqa: E731
+    for i in range(4):
+        step(i)
+    snapshot = sim.get_state()
+    sim.cache.snapshot()  # reading the memory commits the pending frame eagerly
+    for i in range(4, 7):
+        step(i)
+    sim.sampling_steps = 3  # another sampler: another graph
+    for i in range(7, 10):
+        step(i)
+    sim.set_state(snapshot)  # back in time: the same actions must give the same frames again
+    for i in range(4, 7):
+        step(i)
+    sim.reset_indices([1], frames[1:, :1], None, seeds=[9])  # one element restarts
+    for i in range(10, 14):
+        step(i)
+    out.append(tuple(sim.cache.state_dict().values()))
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_graphed_steps_generate_what_plain_steps_do(tiny_checkpoint, one_thread, monkeypatch, device):
+    model, config = load_model(tiny_checkpoint)
+    replays = []
+    call = StepGraph.__call__
+    monkeypatch.setattr(StepGraph, "__call__", lambda self, *a: replays.append(self) or call(self, *a))
+    runs = {graph: script(Simulator.for_checkpoint(model, config, context_noise=0.5, device=device, cuda_graph=graph))
+            for graph in (False, True)}
+    # every step but the first after reset() or an eager commit (2 of 17) ran from a graph, one graph
+    # per sampler setting (a partial restart waits in the pending commit: its step is graphed too)
+    assert len(replays) == 17 - 2 and len(set(map(id, replays))) == 2
+    assert all(r.graph is not None for r in replays) == (device == "cuda")
+    for plain, graphed in zip(*runs.values()):
+        for a, b in zip(plain, graphed):
+            if device == "cpu":  # the same kernels on the same values
+                assert torch.equal(a.cpu(), b.cpu())
+            else:
+                torch.testing.assert_close(b.cpu().float(), a.cpu().float(), atol=1, rtol=1e-4)
+
+
+def test_a_growing_memory_steps_without_a_graph(tiny_checkpoint, one_thread):
+    """Full causal attention's memory grows every frame, so no fixed buffers hold it."""
+    torch.manual_seed(0)
+    model = LSSVWM(variant(preset("tiny"), "full_attention"))
+    sim = Simulator(model, sampling_steps=1, device="cpu", cuda_graph=True)
+    sim.reset(torch.zeros(1, 1, 16, 16, 3, dtype=torch.uint8))
+    for a in range(3):
+        sim.step(torch.tensor([a]))
+    assert sim._graph is None and sim.frame_index.tolist() == [4]
