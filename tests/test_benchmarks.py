@@ -141,3 +141,18 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
     assert counts["last_seen_not_cue"] == {"episodes": 1, "ball_drawn": 1, "cue": 0, "last_seen": 1}
     with pytest.raises(ValueError, match="not the rebuilt ones"):
         answers.answers(result, "mamba2", balls[::-1])
+
+
+def test_memory_probe_videos_show_the_cue_where_recalled_and_its_score_reads_colours():
+    probe = load_benchmark("memory_probe")
+    videos = probe.episodes(64, seed=3)
+    for frames, actions, cue in videos:
+        shows = [0] + [i for i in range(1, probe.FRAMES) if actions[i - 1] == probe.RECALL]
+        assert all(1 <= b - a <= 14 for a, b in zip(shows, shows[1:]))
+        for i, frame in enumerate(frames):
+            assert (frame == (probe.COLOURS[cue] if i in shows else probe.GREY)).all()
+    assert sorted({cue for *_, cue in videos}) == [0, 1, 2, 3]
+    truth = probe.accuracy_by_gap(videos, [frames[1:] for frames, _, _ in videos])
+    assert all(r["accuracy"] == 1.0 and r["recalls"] > 0 for r in truth.values())
+    wrong = [np.broadcast_to(probe.COLOURS[(cue + 1) % 4], frames[1:].shape) for frames, _, cue in videos]
+    assert all(r["accuracy"] == 0.0 for r in probe.accuracy_by_gap(videos, wrong).values())
