@@ -64,7 +64,7 @@ class LSSVWMVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                  sampling_steps: int | None = None, dtype: str = "float32", context_noise: float | None = None,
-                 commit_in_sampler: bool | None = None, cuda_graph: bool = False, render_mode: str | None = None,
+                 commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, render_mode: str | None = None,
                  max_episode_steps: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")

@@ -54,9 +54,13 @@ def test_graphed_steps_generate_what_plain_steps_do(tiny_checkpoint, one_thread,
     assert len(replays) == 17 - 2 and len(set(map(id, replays))) == 2
     assert all(r.graph is not None for r in replays) == (device == "cuda")
     for plain, graphed in zip(*runs.values()):
-        for a, b in zip(plain, graphed):
-            if device == "cpu":  # the same kernels on the same values
+        for i, (a, b) in enumerate(zip(plain, graphed)):
+            if device == "cpu" and (len(plain) > 3 or i == 0):  # the frames and the memory: bit for bit
                 assert torch.equal(a.cpu(), b.cpu())
+            elif device == "cpu":
+                # the reward and termination heads' small matmul may take another BLAS path for an input
+                # at another address (seen as ~1e-7 differences on some CPUs): float32 rounding only
+                torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
             else:
                 torch.testing.assert_close(b.cpu().float(), a.cpu().float(), atol=1, rtol=1e-4)
 
@@ -70,3 +74,11 @@ def test_a_growing_memory_steps_without_a_graph(tiny_checkpoint, one_thread):
     for a in range(3):
         sim.step(torch.tensor([a]))
     assert sim._graph is None and sim.frame_index.tolist() == [4]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_graph_is_on_by_default_where_it_pays(device):
+    """None (every default) means on for a CUDA device, off on a CPU, where it gains nothing."""
+    model = LSSVWM(preset("tiny"))
+    assert Simulator(model, device=device).cuda_graph == (device == "cuda")
+    assert Simulator(model, device=device, cuda_graph=False).cuda_graph is False

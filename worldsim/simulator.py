@@ -14,8 +14,9 @@ noise generator per batch element:
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
 generates the same frames as N single simulators given the same seeds and actions.
 
-With `cuda_graph`, a step after the first of an episode replays a CUDA graph of the whole step
-(`worldsim.step_graph`), the same frames without thousands of kernel launches. The memory then
+On a CUDA device (`cuda_graph`, on there by default), a step after the first of an episode replays a
+CUDA graph of the whole step (`worldsim.step_graph`), the same frames without thousands of kernel
+launches: 13x the frames/s at batch 1 on an H200 (BENCHMARKS.md, "Engine on the H100"). The memory then
 lives in that graph's buffers and later steps overwrite it in place: keep `get_state()` or
 `cache.snapshot()` copies, not references.
 """
@@ -58,8 +59,9 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--commit-in-sampler", action=argparse.BooleanOptionalAction, default=None,
                         help="commit each frame from the sampler's pass at the context-noise level, saving a "
                              "model pass per frame (default: the checkpoint's)")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help="replay each generation step from a CUDA graph (GPU: one launch instead of thousands)")
+    parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                        help="replay each generation step from a CUDA graph, one launch instead of thousands "
+                             "(default: on a CUDA device)")
 
 
 def sampling_options(args) -> dict:
@@ -98,7 +100,7 @@ class Simulator:
     def __init__(self, model: LSSVWM, sampling_steps: int = DEFAULT_SAMPLING["steps"],
                  context_noise: float = DEFAULT_SAMPLING["context_noise"],
                  device="auto", dtype: str | torch.dtype = "float32",
-                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"], cuda_graph: bool = False):
+                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"], cuda_graph: bool | None = None):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
         if not 0 <= context_noise <= 1:
@@ -115,8 +117,9 @@ class Simulator:
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
         self.commit_in_sampler = commit_in_sampler
         # Replay the steady-state step from a CUDA graph (`StepGraph`) where it has fixed shapes:
-        # not while the memory grows (full causal attention) nor when the sampler commits.
-        self.cuda_graph = cuda_graph
+        # not while the memory grows (full causal attention) nor when the sampler commits. None: on a
+        # GPU, where it pays (13x at batch 1); on a CPU the same buffers run eagerly and gain nothing.
+        self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else cuda_graph
         self._graph: StepGraph | None = None
         self._graph_key: tuple | None = None  # the settings self._graph was captured with
         self._cache: InferenceCache | None = None  # the memory of the frames so far but `pending`
@@ -128,7 +131,7 @@ class Simulator:
     @classmethod
     def for_checkpoint(cls, model: LSSVWM, config: dict, sampling_steps: int | None = None,
                        context_noise: float | None = None, device="auto", dtype="float32",
-                       commit_in_sampler: bool | None = None, cuda_graph: bool = False) -> "Simulator":
+                       commit_in_sampler: bool | None = None, cuda_graph: bool | None = None) -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
         its config.json ships, except those given here (None = the checkpoint's)."""
         sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
