@@ -67,8 +67,8 @@ env = gym.make("LSSVWM-v0", checkpoint="maze", device="auto", sampling_steps=Non
   "sampling"; `worldsim.simulator.Simulator` explains them).
 * `dtype`: "float32" or "bfloat16".
 * `cuda_graph`: replay each step from a CUDA graph (`worldsim.step_graph`): on a GPU one launch
-  instead of thousands of small kernels (None, the default: on when the device is CUDA). The memory then lives in fixed buffers updated in place;
-  `get_state()` copies it as always.
+  instead of thousands of small kernels (None, the default: on when the device is CUDA). The
+  memory then lives in fixed buffers updated in place; `get_state()` copies it as always.
 * `render_mode`: "rgb_array" (the frame) or "human" (an upscaled pygame window).
 
 Vectorised: `gym.make_vec("LSSVWM-v0", num_envs=N)` generates all N envs as one batch (envs/lssvwm_vector.py).

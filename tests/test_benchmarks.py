@@ -143,16 +143,21 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
         answers.answers(result, "mamba2", balls[::-1])
 
 
-def test_memory_probe_videos_show_the_cue_where_recalled_and_its_score_reads_colours():
+@pytest.mark.parametrize("frames,max_gap,gaps", [(32, 14, "uniform"), (128, 100, "uniform"), (128, 100, "log")])
+def test_memory_probe_videos_show_the_cue_where_recalled_and_its_score_reads_colours(frames, max_gap, gaps):
     probe = load_benchmark("memory_probe")
-    videos = probe.episodes(64, seed=3)
-    for frames, actions, cue in videos:
-        shows = [0] + [i for i in range(1, probe.FRAMES) if actions[i - 1] == probe.RECALL]
-        assert all(1 <= b - a <= 14 for a, b in zip(shows, shows[1:]))
-        for i, frame in enumerate(frames):
+    videos = probe.episodes(64, seed=3, frames=frames, max_gap=max_gap, gaps=gaps)
+    gaps = []
+    for video, actions, cue in videos:
+        assert video.shape == (frames, probe.SIZE, probe.SIZE, 3)
+        shows = [0] + [i for i in range(1, frames) if actions[i - 1] == probe.RECALL]
+        gaps += [b - a for a, b in zip(shows, shows[1:])]
+        for i, frame in enumerate(video):
             assert (frame == (probe.COLOURS[cue] if i in shows else probe.GREY)).all()
+    assert 1 <= min(gaps) and max(gaps) <= max_gap and max(gaps) > max_gap // 2
     assert sorted({cue for *_, cue in videos}) == [0, 1, 2, 3]
-    truth = probe.accuracy_by_gap(videos, [frames[1:] for frames, _, _ in videos])
+    truth = probe.accuracy_by_gap(videos, [video[1:] for video, _, _ in videos], max_gap)
+    assert list(truth) == ["1-2", "3-6", "7-14"] + (["15-30", "31-62", "63-126"] if max_gap > 14 else [])
     assert all(r["accuracy"] == 1.0 and r["recalls"] > 0 for r in truth.values())
-    wrong = [np.broadcast_to(probe.COLOURS[(cue + 1) % 4], frames[1:].shape) for frames, _, cue in videos]
-    assert all(r["accuracy"] == 0.0 for r in probe.accuracy_by_gap(videos, wrong).values())
+    wrong = [np.broadcast_to(probe.COLOURS[(cue + 1) % 4], video[1:].shape) for video, _, cue in videos]
+    assert all(r["accuracy"] == 0.0 for r in probe.accuracy_by_gap(videos, wrong, max_gap).values())

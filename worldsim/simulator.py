@@ -14,10 +14,10 @@ noise generator per batch element:
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
 generates the same frames as N single simulators given the same seeds and actions.
 
-On a CUDA device (`cuda_graph`, on there by default), a step after the first of an episode replays a
-CUDA graph of the whole step (`worldsim.step_graph`), the same frames without thousands of kernel
-launches: 13x the frames/s at batch 1 on an H200 (BENCHMARKS.md, "Engine on the H100"). The memory then
-lives in that graph's buffers and later steps overwrite it in place: keep `get_state()` or
+On a CUDA device (`cuda_graph`, on there by default), a step after the first of an episode replays
+a CUDA graph of the whole step (`worldsim.step_graph`), the same frames without thousands of kernel
+launches: 13x the frames/s at batch 1 on an H200 (BENCHMARKS.md, "Engine on the H100"). The memory
+then lives in that graph's buffers and later steps overwrite it in place: keep `get_state()` or
 `cache.snapshot()` copies, not references.
 """
 
