@@ -10,7 +10,9 @@ other processes slow a shared CPU (and OpenMP's spin-waiting makes 2 threads far
 there: try --threads 1).
 Revisits: `revisit_fraction` (share of frames showing a place, cell + heading quadrant, last seen
 >= 100 frames earlier) over trajectories of --trajectory-steps steps of the explore and the
-persistent-random policy, with the share of free cells visited. Prints markdown tables.
+persistent-random policy, with the share of free cells visited; and, for the explorer on the 9x9
+maze, inside training windows of --window frames (what a model trained on such windows is asked
+to remember) at gaps from the attention window (10 frames) up. Prints markdown tables.
 """
 
 import argparse
@@ -55,7 +57,7 @@ def throughput(batch, device, steps, maze_size, image_size, policy, repeats):
 
 
 def revisits(policy, maze_size, batch, steps, device):
-    """(revisit fraction, mean share of free cells visited) over `steps`-step trajectories."""
+    """(places int64 [batch, steps], mean share of free cells visited) over `steps`-step trajectories."""
     world = MazeWorld(batch, maze_size, device=device, seed=0)
     world.reset(seeds=list(range(batch)))
     if policy == "explore":
@@ -71,7 +73,7 @@ def revisits(policy, maze_size, batch, steps, device):
     cells = torch.stack(cells, 1).cpu()
     free = (~world.grid).flatten(1).sum(1).cpu()
     coverage = torch.tensor([len(set(c.tolist())) for c in cells]) / free
-    return revisit_fraction(torch.stack(places, 1)), coverage.mean().item()
+    return torch.stack(places, 1), coverage.mean().item()
 
 
 def main():
@@ -85,6 +87,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--trajectory-steps", type=int, default=2000)
     parser.add_argument("--trajectories", type=int, default=16)
+    parser.add_argument("--window", type=int, default=256, help="training window length for the in-window revisits")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -111,8 +114,18 @@ def main():
     print("|---|---|---:|---:|")
     for maze_size in (9, 15):
         for policy in ("explore", "random"):
-            fraction, coverage = revisits(policy, maze_size, args.trajectories, args.trajectory_steps, device)
-            print(f"| {maze_size}x{maze_size} | {policy} | {fraction:.3f} | {coverage:.0%} |")
+            places, coverage = revisits(policy, maze_size, args.trajectories, args.trajectory_steps, device)
+            print(f"| {maze_size}x{maze_size} | {policy} | {revisit_fraction(places):.3f} | {coverage:.0%} |")
+            if (maze_size, policy) == (9, "explore"):
+                explorer = places
+
+    W = args.window
+    gaps = [g for g in (10, 30, 64, 128) if g < W]
+    windows = explorer[:, :explorer.shape[1] // W * W].reshape(-1, W)  # [trajectories * windows, W]
+    print(f"\nRevisits inside {windows.shape[0]} windows of {W} frames (explore, 9x9): share of frames showing a "
+          "place last seen >= gap frames earlier in the same window\n")
+    print("| " + " | ".join(f"gap {g}" for g in gaps) + " |\n|" + "---:|" * len(gaps))
+    print("| " + " | ".join(f"{revisit_fraction(windows, g):.3f}" for g in gaps) + " |")
 
 
 if __name__ == "__main__":

@@ -67,10 +67,10 @@ def episodes(count: int, seed: int, frames: int = 32, max_gap: int = 14,
 
 
 def gap_bins(max_gap: int) -> list[tuple[int, int]]:
-    """Gaps in doubling bins, 1-2, 3-6, 7-14, 15-30, ..., up to the one holding max_gap."""
+    """Gaps in doubling bins, 1-2, 3-6, 7-14, 15-30, ..., the last one cut at max_gap."""
     bins, low = [], 1
     while low <= max_gap:
-        bins.append((low, 2 * low))
+        bins.append((low, min(2 * low, max_gap)))
         low = 2 * low + 1
     return bins
 
@@ -114,6 +114,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=32, help="frames per video (and training window)")
     p.add_argument("--max-gap", type=int, default=14, help="most frames between two showings of the cue")
     p.add_argument("--gaps", choices=("uniform", "log"), default="uniform", help="how gaps are drawn in [1, --max-gap]")
+    p.add_argument("--dt-init", choices=("step", "frame"), default="step", help="the SSM layers' ssm_dt_init")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-episodes", type=int, default=2048)
@@ -129,11 +130,14 @@ def main() -> None:
     videos = dict(frames=args.frames, max_gap=args.max_gap, gaps=args.gaps)
     tag = (f"seed{args.seed}" if (args.frames, args.max_gap, args.gaps) == (32, 14, "uniform")
            else f"f{args.frames}_g{args.max_gap}{'_log' if args.gaps == 'log' else ''}_seed{args.seed}")
-    write_shards(out / f"shards_{tag}", episodes(args.train_episodes, seed=1000 + args.seed, **videos))
+    shards = out / f"shards_{tag}"
+    if args.dt_init != "step":  # the same videos, another model
+        tag += f"_dt{args.dt_init}"
+    write_shards(shards, episodes(args.train_episodes, seed=1000 + args.seed, **videos))
     held_out = episodes(args.eval_episodes, seed=2000, **videos)
     # the tiny preset but wider than a patch's 48 values (at width 32 the patch embedding is a bottleneck
     # and no model learned to draw even the grey frames cleanly in 600 steps)
-    base = preset("tiny", width=args.width)
+    base = preset("tiny", width=args.width, ssm_dt_init=args.dt_init)
     results = {}
     bins = [f"{lo}-{hi}" for lo, hi in gap_bins(args.max_gap)]
     print(f"| model | parameters | right, cue shown {bins[0]} frames before | {' | '.join(bins[1:])} |\n|---|---:|"
@@ -141,7 +145,7 @@ def main() -> None:
     for arch in args.architectures.split(","):
         model = parameter_matched(base, arch, sliding_window=base.attn_window)
         cfg = TrainConfig(model=model, batch_size=args.batch_size, window_schedule=((0, args.frames),), lr=2e-3,
-                          warmup_steps=50, total_steps=args.steps, save_every=args.steps, data=str(out / f"shards_{tag}"),
+                          warmup_steps=50, total_steps=args.steps, save_every=args.steps, data=str(shards),
                           seed=args.seed)
         checkpoint = train(cfg, out / f"{arch}_{tag}", args.steps, "cpu")
         results[arch] = {"parameters": sum(t.numel() for t in load_model(checkpoint)[0].parameters()),

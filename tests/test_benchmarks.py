@@ -157,7 +157,7 @@ def test_memory_probe_videos_show_the_cue_where_recalled_and_its_score_reads_col
     assert 1 <= min(gaps) and max(gaps) <= max_gap and max(gaps) > max_gap // 2
     assert sorted({cue for *_, cue in videos}) == [0, 1, 2, 3]
     truth = probe.accuracy_by_gap(videos, [video[1:] for video, _, _ in videos], max_gap)
-    assert list(truth) == ["1-2", "3-6", "7-14"] + (["15-30", "31-62", "63-126"] if max_gap > 14 else [])
+    assert list(truth) == ["1-2", "3-6", "7-14"] + (["15-30", "31-62", "63-100"] if max_gap > 14 else [])
     assert all(r["accuracy"] == 1.0 and r["recalls"] > 0 for r in truth.values())
     wrong = [np.broadcast_to(probe.COLOURS[(cue + 1) % 4], video[1:].shape) for video, _, cue in videos]
     assert all(r["accuracy"] == 0.0 for r in probe.accuracy_by_gap(videos, wrong, max_gap).values())
