@@ -161,3 +161,47 @@ def test_memory_probe_videos_show_the_cue_where_recalled_and_its_score_reads_col
     assert all(r["accuracy"] == 1.0 and r["recalls"] > 0 for r in truth.values())
     wrong = [np.broadcast_to(probe.COLOURS[(cue + 1) % 4], video[1:].shape) for video, _, cue in videos]
     assert all(r["accuracy"] == 0.0 for r in probe.accuracy_by_gap(videos, wrong, max_gap).values())
+
+
+def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
+    gain = load_benchmark("memory_gain")
+
+    def run(psnr, kept=None, **changes):
+        per_frame = {"psnr": [np.asarray(p, float) for p in psnr], "ssim": [np.zeros(len(p)) for p in psnr]}
+        return {"task": "retrieval", "context": 400, "generate": None, "teacher_forced": True, "context_kept": kept,
+                "episodes": [{"seed": i} for i in range(len(psnr))], **changes,
+                "metrics": summarize(per_frame)}
+
+    # two episodes of different lengths: the whole context helps by 1 dB on the 1st, 3 dB on the 2nd's frame 11
+    whole = run([[20.0] * 12, [10.0] * 10 + [13.0]])
+    kept = run([[19.0] * 12, [10.0] * 11], kept=10)
+    text = gain.table(whole, kept)
+    row = next(line for line in text.splitlines() if line.startswith("| psnr"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:] == ["+0.636 +- 0.364", "2 of 2", "+0.500 +- 0.500", "+2.000 +- 1.000"]
+    gain.check_pair(whole, kept)
+    with pytest.raises(ValueError, match="teacher-forced"):
+        gain.check_pair(whole, run([[1.0]], kept=10, teacher_forced=False))
+    with pytest.raises(ValueError, match="first"):
+        gain.check_pair(kept, whole)
+    with pytest.raises(ValueError, match=r"\['context'\]"):
+        gain.check_pair(whole, run([[1.0], [1.0]], kept=10, context=50))
+
+
+def test_memory_gain_dates_each_frame_by_when_its_place_was_last_in_view():
+    gain = load_benchmark("memory_gain")
+    # places: a, a, b, a, c, b, b -> first sights; a visit's frames share the gap of its first frame
+    assert gain.last_seen(np.array([5, 5, 7, 5, 9, 7, 7])).tolist() == [-1, -1, -1, 2, -1, 3, 3]
+    # an episode's poses (x, y, heading in radians) give the places the world itself reports
+    from worldsim.maze.core import MazeWorld
+    from worldsim.maze.policies import ExplorePolicy
+
+    world = MazeWorld(1, 9, 16, seed=3)
+    world.reset(seeds=[3])
+    policy = ExplorePolicy(world)
+    poses, truth = [], []
+    for _ in range(200):
+        poses.append([*world.position[0].tolist(), float(world.heading_radians()[0])])
+        truth.append(int(world.place()[0]))
+        world.step(policy.act())
+    assert gain.places(np.array(poses), 9).tolist() == truth and len(set(truth)) > 10

@@ -140,3 +140,30 @@ def test_eval_reports_bad_usage_without_a_traceback(tmp_path, tiny_checkpoint, c
     assert "not found" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--task", "recall", "--data", str(tmp_path)]) == 2
     assert "next-frame" in capsys.readouterr().err
+
+
+def test_context_kept_gives_the_model_only_the_last_frames_of_the_context(tiny_checkpoint):
+    """Cutting the memory to K frames is the same rollout as an episode that starts K frames before
+    its context ends; the scored frames stay the episode's."""
+    model, _ = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    episodes = [Clip(torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, generator=g),
+                     torch.randint(0, 6, (n,), generator=g), c, seed)
+                for seed, (c, n) in enumerate([(6, 10), (5, 9)])]
+    sim = Simulator(model, sampling_steps=1, device="cpu")
+    cut = rollout(sim, episodes, teacher_forced=True, context_kept=2)
+    started_late = rollout(sim, [Clip(e.frames[e.context_length - 2:], e.actions[e.context_length - 2:], 2, e.seed)
+                                 for e in episodes], teacher_forced=True)
+    whole = rollout(sim, episodes, teacher_forced=True)
+    for a, b, c, t in zip(cut.generated, started_late.generated, whole.generated, cut.truth):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+        assert np.abs(a.astype(int) - c.astype(int)).max() > 1  # the earlier context changed the frames
+        assert len(t) == len(a) == 4
+    kept_all = rollout(sim, episodes, teacher_forced=True, context_kept=6)
+    assert all(np.array_equal(a, b) for a, b in zip(kept_all.generated, whole.generated))
+
+
+def test_eval_records_the_context_kept(tmp_path, tiny_checkpoint):
+    r = run_eval(tmp_path, tiny_checkpoint, "retrieval", "--context", "6", "--generate", "2", "--teacher-forced",
+                 "--context-kept", "3")
+    assert r["context_kept"] == 3 and r["teacher_forced"] is True

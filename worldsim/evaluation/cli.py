@@ -5,6 +5,7 @@
     worldsim eval --checkpoint C --task recall     [--context 500]    # frames spent away from the cue
     worldsim eval --checkpoint C --task next-frame [--context 400 --generate 100] [--data DIR]
     worldsim eval --checkpoint C --task recall --teacher-forced   # any task, true frames before each frame
+    worldsim eval --checkpoint C --task retrieval --teacher-forced --context-kept 10   # memory cut to 10 frames
     worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval:192,reasoning,recall]
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-forced", action="store_true",
                    help="generate each frame after the true frames before it (next-frame always does): the "
                         "fidelity a task's frames reach when memory and the path never drift")
+    p.add_argument("--context-kept", type=positive_int, metavar="K",
+                   help="the model observes only the last K context frames (default: all); with K at the attention "
+                        "window and --teacher-forced, the loss against the whole context is what the SSM remembers")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     add_sampling_arguments(p)
@@ -88,7 +92,8 @@ def run_task(args) -> int:
           f"device {sim.device}")
     teacher_forced = args.teacher_forced or args.task == "next-frame"
     result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
-                                teacher_forced=teacher_forced, batch_size=args.batch_size, lpips_net=load_lpips())
+                                teacher_forced=teacher_forced, batch_size=args.batch_size, lpips_net=load_lpips(),
+                                context_kept=args.context_kept)
     if args.task == "recall":
         result["recall"] = recall_scores(episodes, rollouts)
 
@@ -98,7 +103,7 @@ def run_task(args) -> int:
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
                       config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,
-               "generate": generate, "teacher_forced": teacher_forced, **result}
+               "generate": generate, "teacher_forced": teacher_forced, "context_kept": args.context_kept, **result}
     files = [write_json(out / f"{args.task}.json", payload, prov),
              plots.metric_curves({args.task: result["metrics"]}, out / f"{args.task}_metrics.png", prov, args.task),
              plots.frame_strip(*same_length(rollouts.truth, rollouts.generated), out / f"{args.task}_strip.png", prov,

@@ -84,8 +84,13 @@ def shard_clips(directory: str, count: int, context: int, generate: int) -> list
 
 @torch.no_grad()
 def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
-            batch_size: int = 16) -> Rollouts:
+            batch_size: int = 16, context_kept: int | None = None) -> Rollouts:
     """The model's frames after each episode's context (at most `generate` of them).
+
+    `context_kept`: the model observes only the last K frames of each context (the episode, and
+    what is scored, stay the same). With K at the attention window, a teacher-forced run differs
+    from one given the whole context only by what the SSM state carried from the frames before:
+    the gain of the whole context is memory, measured without the drift of free-running frames.
 
     Up to `batch_size` episodes run as one batch (the simulator's leading dimension), those of
     similar context and length together; episodes of different lengths share a batch too (cue
@@ -103,7 +108,8 @@ def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_force
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
         out = _generate(sim, [episodes[i].frames for i in idx], [torch.as_tensor(episodes[i].actions) for i in idx],
-                        [spans[i] for i in idx], [int(episodes[i].seed) for i in idx], teacher_forced, step_seconds)
+                        [spans[i] for i in idx], [int(episodes[i].seed) for i in idx], teacher_forced, step_seconds,
+                        context_kept)
         for j, i in enumerate(idx):
             generated[i] = out[j]
     truth = [e.frames[c:end].numpy() for e, (c, end) in zip(episodes, spans)]
@@ -111,11 +117,15 @@ def rollout(sim: Simulator, episodes, generate: int | None = None, teacher_force
 
 
 def _generate(sim: Simulator, frames: list[torch.Tensor], actions: list[torch.Tensor], spans: list[tuple[int, int]],
-              seeds: list[int], teacher_forced: bool, step_seconds: list[float] | None = None) -> list[np.ndarray]:
+              seeds: list[int], teacher_forced: bool, step_seconds: list[float] | None = None,
+              context_kept: int | None = None) -> list[np.ndarray]:
     """Frames context..end-1 of each episode of a batch: uint8 [end - context, H, W, 3] each, for
-    per-episode frames uint8 [T_i, H, W, 3], actions [T_i] and spans (context, end). Appends each
-    step's time to `step_seconds`."""
-    sim.reset([f[:c] for f, (c, _) in zip(frames, spans)], [a[:c - 1] for a, (c, _) in zip(actions, spans)], seeds)
+    per-episode frames uint8 [T_i, H, W, 3], actions [T_i] and spans (context, end), the model
+    given the last `context_kept` context frames (all if None). Appends each step's time to
+    `step_seconds`."""
+    first = [0 if context_kept is None else max(0, c - context_kept) for c, _ in spans]
+    sim.reset([f[s:c] for f, s, (c, _) in zip(frames, first, spans)],
+              [a[s:c - 1] for a, s, (c, _) in zip(actions, first, spans)], seeds)
     steps = max(end - c for c, end in spans)
     # the frame each element generates at each step; one that is done repeats its last (its output is cut)
     t = [torch.arange(c, c + steps).clamp(max=end - 1) for c, end in spans]
@@ -135,10 +145,11 @@ def _generate(sim: Simulator, frames: list[torch.Tensor], actions: list[torch.Te
 
 
 def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forced: bool = False,
-             batch_size: int = 16, lpips_net: LPIPS | None = None) -> tuple[dict, Rollouts]:
-    """Roll the model out on the episodes and score every generated frame (see metrics.summarize);
-    LPIPS too, given its network (`lpips.load_lpips`)."""
-    r = rollout(sim, episodes, generate, teacher_forced, batch_size)
+             batch_size: int = 16, lpips_net: LPIPS | None = None,
+             context_kept: int | None = None) -> tuple[dict, Rollouts]:
+    """Roll the model out on the episodes (see `rollout`) and score every generated frame (see
+    metrics.summarize); LPIPS too, given its network (`lpips.load_lpips`)."""
+    r = rollout(sim, episodes, generate, teacher_forced, batch_size, context_kept)
     height, width = r.truth[0].shape[1:3]
     note = LPIPS_UNAVAILABLE
     if lpips_net is not None and min(height, width) < LPIPS_MIN_SIZE:
