@@ -90,21 +90,12 @@ def places(poses: np.ndarray, maze_size: int, heading_bins: int = 4) -> np.ndarr
     return (row * maze_size + col) * heading_bins + quadrant
 
 
-def last_seen(place: np.ndarray) -> np.ndarray:
-    """Per frame, how many frames before its visit (a run of frames in one place) began that place
-    was last in view; -1 at a first sight. [T] int."""
-    gap, seen, visit_gap = np.full(len(place), -1), {}, -1
-    for t, p in enumerate(place):
-        if t == 0 or p != place[t - 1]:  # a new visit: its frames share the gap of its first
-            visit_gap = t - seen[p] if p in seen else -1
-        gap[t] = visit_gap
-        seen[p] = t
-    return gap
-
-
 def by_last_seen(whole: dict, kept: dict) -> str:
     """The PSNR gain split by when each scored frame's place was last in view (maze tasks)."""
+    import torch
+
     from worldsim.evaluation.tasks import maze_episodes, maze_size
+    from worldsim.maze.policies import frames_since_seen
 
     config = whole["provenance"]["config"]
     n = maze_size(config)
@@ -114,7 +105,8 @@ def by_last_seen(whole: dict, kept: dict) -> str:
         raise ValueError("the runs did not score the maze's held-out episodes 0..N-1: cannot find their places")
     per_bin = {name: [] for name, _ in LAST_SEEN}  # per episode: (gain sum, frames)
     for e, g in zip(episodes, gains(whole, kept, "psnr")):
-        gap = last_seen(places(e.poses.numpy(), n))[e.context_length:e.context_length + len(g)]
+        gap = frames_since_seen(torch.from_numpy(places(e.poses.numpy(), n))[None])[0].numpy()
+        gap = gap[e.context_length:e.context_length + len(g)]
         for name, span in LAST_SEEN:
             mask = gap == -1 if span is None else (gap >= span[0]) & (gap <= span[1])
             if mask.any():

@@ -188,10 +188,8 @@ def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
         gain.check_pair(whole, run([[1.0], [1.0]], kept=10, context=50))
 
 
-def test_memory_gain_dates_each_frame_by_when_its_place_was_last_in_view():
+def test_memory_gain_finds_the_places_the_world_reports():
     gain = load_benchmark("memory_gain")
-    # places: a, a, b, a, c, b, b -> first sights; a visit's frames share the gap of its first frame
-    assert gain.last_seen(np.array([5, 5, 7, 5, 9, 7, 7])).tolist() == [-1, -1, -1, 2, -1, 3, 3]
     # an episode's poses (x, y, heading in radians) give the places the world itself reports
     from worldsim.maze.core import MazeWorld
     from worldsim.maze.policies import ExplorePolicy

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from worldsim.maze.core import N_ACTIONS, MazeWorld
-from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy, revisit_fraction
+from worldsim.maze.policies import ExplorePolicy, PersistentRandomPolicy, frames_since_seen, revisit_fraction
 
 
 def rollout(world, act, steps):
@@ -51,6 +51,11 @@ def test_revisit_fraction_counts_whole_visits_after_a_long_absence():
     assert revisit_fraction(places, gap=202) == 0  # absent for 201 frames only
     short = torch.tensor([[0] * 10 + [1] * 50 + [0] * 10])
     assert revisit_fraction(short, gap=100) == 0
+
+
+def test_frames_since_seen_dates_each_frame_by_its_visits_first_frame():
+    # places: a, a, b, a, c, b, b -> first sights; a visit's frames share the gap of its first frame
+    assert frames_since_seen(torch.tensor([[5, 5, 7, 5, 9, 7, 7]]))[0].tolist() == [-1, -1, -1, 2, -1, 3, 3]
 
 
 def test_persistent_random_policy_holds_actions_in_any_space():

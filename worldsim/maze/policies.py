@@ -184,13 +184,12 @@ class PersistentRandomPolicy:
         return self.actions.copy()
 
 
-def revisit_fraction(places: torch.Tensor, gap: int = 100) -> float:
-    """Share of frames that show a place last seen at least `gap` frames earlier.
+def frames_since_seen(places: torch.Tensor) -> torch.Tensor:
+    """Per frame, how many frames before its visit began its place was last seen; -1 at a first sight.
 
     places: int64 [B, T], e.g. `world.place()` recorded at every frame (cell + coarse heading).
-    A visit is a run of consecutive frames in one place; all frames of a visit count when the
-    place was seen before the visit and its previous sighting is >= gap frames before the visit
-    began. First visits and returns after a short absence don't count.
+    A visit is a run of consecutive frames in one place; all its frames share the gap of its first
+    (a place in view for 20 frames is not "seen 1 frame ago" 19 times). Returns int64 [B, T].
     """
     places = torch.as_tensor(places)
     if places.dim() != 2:
@@ -203,8 +202,19 @@ def revisit_fraction(places: torch.Tensor, gap: int = 100) -> float:
     since = torch.zeros_like(when)
     since[:, 1:] = when[:, 1:] - when[:, :-1]  # frames since the previous sighting
     visit_start = ~(seen & (since == 1))
-    counts = visit_start & seen & (since >= gap)
-    # Each frame inherits the decision of its visit's first frame.
+    # Each frame inherits the gap of its visit's first frame; then back into time order.
     position = torch.arange(T, device=places.device).expand(B, T)
     first_of_visit = torch.where(visit_start, position, 0).cummax(1).values
-    return counts.gather(1, first_of_visit).sum().item() / max(1, places.numel())
+    gap = torch.where(seen, since, -1).gather(1, first_of_visit)
+    return torch.empty_like(gap).scatter_(1, when, gap)
+
+
+def revisit_fraction(places: torch.Tensor, gap: int = 100) -> float:
+    """Share of frames that show a place last seen at least `gap` frames earlier.
+
+    places: int64 [B, T], as `frames_since_seen`: all frames of a visit count when the place was
+    seen before the visit and its previous sighting is >= gap frames before the visit began. First
+    visits and returns after a short absence don't count.
+    """
+    since = frames_since_seen(places)
+    return (since >= max(gap, 0)).sum().item() / max(1, since.numel())
