@@ -58,3 +58,21 @@ def test_the_order_of_ring_slots_does_not_matter(window):
     a, _ = attn(x[:, 2:], t0 + 2, memory, update_state=False)
     b, _ = attn(x[:, 2:], t0 + 2, shuffled, update_state=False)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("window", [3, 5, None])  # banded, chunked, full
+def test_blind_videos_see_each_frame_alone_and_the_others_are_untouched(window):
+    """Blind attention (a training regularizer): video 0's queries see only their own frame, even
+    with earlier frames in the carried memory; video 1, not blind, is the plain pass."""
+    torch.manual_seed(0)
+    attn = FrameLocalAttention(16, heads=2, window=window, query_chunk=4)
+    x, t0 = torch.randn(2, 9, 4, 16), torch.tensor([0, 5])
+    _, memory = attn(x[:, :3], t0, attn.init_state(2, 4, x.device, x.dtype), update_state=True)
+    blind = torch.tensor([True, False])
+    y, _ = attn(x[:, 3:], t0 + 3, memory, update_state=False, blind=blind)
+    plain, _ = attn(x[:, 3:], t0 + 3, memory, update_state=False)
+    alone = torch.cat([attn(x[:1, t:t + 1], t0[:1] + t, attn.init_state(1, 4, x.device, x.dtype), False)[0]
+                       for t in range(3, 9)], 1)
+    torch.testing.assert_close(y[:1], alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y[1:], plain[1:], atol=1e-6, rtol=1e-6)
+    assert (y[:1] - plain[:1]).abs().max() > 1e-2  # the memory mattered to the plain pass

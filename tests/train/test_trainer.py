@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from worldsim.checkpoint import load_model, load_tensors, resolve
-from worldsim.config import preset
+from worldsim.config import preset, variant
 from worldsim.diffusion import ObjectiveConfig, sample_noise_levels
 from worldsim.model import LSSVWM
 from worldsim.simulator import DEFAULT_SAMPLING
@@ -181,6 +181,31 @@ def test_state_reset_zeroes_the_ssm_state_mid_window(window_and_model):
     # about p of the windows are chosen
     share = sum(plan_window(1, 12, 0, 0.1, torch.Generator().manual_seed(s)).reset_mask.item() for s in range(2000)) / 2000
     assert 0.07 < share < 0.13
+
+
+def test_blind_attention_changes_only_the_chosen_windows_and_keeps_the_random_stream(window_and_model):
+    model, window = window_and_model
+    draw = lambda p: plan_window(4, 12, 0, 0.1, torch.Generator().manual_seed(2), attention_blind_prob=p)  # noqa: E731
+    off, on = draw(0.0), draw(1.0)
+    assert off.blind_mask is None and on.blind_mask.all()
+    assert off.reset_at == on.reset_at and torch.equal(off.reset_mask, on.reset_mask)  # drawn after, so unchanged
+    loss_off, _ = _loss_and_grads(model, window, off)
+    loss_on, _ = _loss_and_grads(model, window, on)
+    assert abs(loss_on - loss_off) > 1e-3 * loss_off
+    # windows left out of the mask are the plain pass, to float tolerance
+    none = dataclasses.replace(on, blind_mask=torch.zeros(4, dtype=torch.bool))
+    assert abs(_loss_and_grads(model, window, none)[0] - loss_off) < 1e-6 * loss_off
+    share = sum(plan_window(1, 12, 0, 0.0, torch.Generator().manual_seed(s), attention_blind_prob=0.25).blind_mask.item()
+                for s in range(2000)) / 2000
+    assert 0.22 < share < 0.28
+
+
+def test_attention_blind_prob_needs_both_mixers():
+    with pytest.raises(ValueError, match="attention_blind_prob"):
+        TrainConfig(model=variant(preset("tiny"), "mamba2"), attention_blind_prob=0.5)
+    with pytest.raises(ValueError, match="probabilities"):
+        TrainConfig(attention_blind_prob=1.5)
+    assert TrainConfig(attention_blind_prob=0.5).attention_blind_prob == 0.5
 
 
 def test_gradual_context_extension_grows_the_window(tmp_path, fixed_source):

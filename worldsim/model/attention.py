@@ -65,10 +65,12 @@ class FrameLocalAttention(nn.Module):
         return {"k": kv, "v": kv.clone(), "time": torch.full((batch, frames), -1, dtype=torch.long, device=device)}
 
     def forward(self, x: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool,
-                commit_frames: int | None = None):
+                commit_frames: int | None = None, blind: Tensor | None = None):
         """x: [B, T, N, D] tokens of T consecutive frames, whose first frame has index t0 [B].
 
         `state` holds the keys/values of earlier frames (ring of `window` frames, or all of them).
+        `blind` [B] bool (training only): those videos' queries see their own frame and no other,
+        so whatever they need of the past must come from elsewhere (the SSM).
         Returns (y [B, T, N, D], new state or None); the new state holds the first `commit_frames`
         of these frames (default: all T).
         """
@@ -79,14 +81,15 @@ class FrameLocalAttention(nn.Module):
         q, k = rotary(q, time), rotary(k, time)
         attend = self._banded if self.banded and T > self.window else self._chunked
         with sdpa_kernel(_CUDA_BACKENDS) if x.is_cuda else contextlib.nullcontext():
-            y = attend(q, k, v, time, state)
+            y = attend(q, k, v, time, state, blind)
         y = self.proj(rearrange(y, "b t n h d -> b t n (h d)"))
         if not update_state:
             return y, None
         n = T if commit_frames is None else commit_frames
         return y, self._commit(state, k[:, :n], v[:, :n], time[:, :n])
 
-    def _banded(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor]) -> Tensor:
+    def _banded(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor],
+                blind: Tensor | None) -> Tensor:
         """Frame-local attention: each query frame against exactly its own window of key frames.
 
         The ring, put in time order (empty slots, time -1, first), followed by the new frames is a
@@ -102,13 +105,16 @@ class FrameLocalAttention(nn.Module):
         v_run = torch.cat([ring(state["v"]).to(v.dtype), v], dim=1)
         t_run = torch.cat([state["time"].gather(1, order), time], dim=1)  # [B, W + T]
         windows = lambda x: rearrange(x.unfold(1, W + 1, 1), "b t n h d w -> (b t) h (w n) d")  # noqa: E731
-        filled = t_run.unfold(1, W + 1, 1) >= 0  # [B, T, W + 1]
+        filled = t_run.unfold(1, W + 1, 1) >= 0  # [B, T, W + 1]; the last key frame is the query's own
+        if blind is not None:
+            filled = filled & (~blind[:, None, None] | (torch.arange(W + 1, device=q.device) == W))
         mask = filled.repeat_interleave(N, dim=2).view(B * T, 1, 1, (W + 1) * N)  # broadcast over queries
         y = F.scaled_dot_product_attention(rearrange(q, "b t n h d -> (b t) h n d"), windows(k_run),
                                            windows(v_run), attn_mask=mask)
         return rearrange(y, "(b t) h n d -> b t n h d", b=B)
 
-    def _chunked(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor]) -> Tensor:
+    def _chunked(self, q: Tensor, k: Tensor, v: Tensor, time: Tensor, state: dict[str, Tensor],
+                 blind: Tensor | None) -> Tensor:
         """Chunks of query frames against the cached and new frames they may see, under a mask
         built from frame indices (so a ring in any slot order or a growing cache both work); the
         chunks keep the (queries x keys) mask bounded. Returns [B, T, N, H, d]."""
@@ -130,6 +136,8 @@ class FrameLocalAttention(nn.Module):
             allowed = (time_all[:, None, keys] >= 0) & (dt >= 0)
             if self.window is not None:
                 allowed &= dt <= self.window
+            if blind is not None:
+                allowed &= (dt == 0) | ~blind[:, None, None]
             # [B, 1, Tq*N, Tk*N]; one query frame (a generation step) broadcasts one row over its tokens
             mask = allowed.repeat_interleave(N, 2)[:, None]
             if e - s > 1:

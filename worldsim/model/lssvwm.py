@@ -109,7 +109,7 @@ class Layer(nn.Module):
         return state
 
     def forward(self, x: Tensor, c: Tensor, t0: Tensor, state: dict[str, Tensor], update_state: bool,
-                commit_frames: int | None = None):
+                commit_frames: int | None = None, blind_attention: Tensor | None = None):
         """x: [B, T, g, g, D]; c: [B, T, D] (already SiLU'd). Returns (x, new state or None): the
         state after the first `commit_frames` frames (default: all T)."""
         mods = self.ada(c).chunk(3 * self.sublayers, dim=-1)
@@ -127,7 +127,7 @@ class Layer(nn.Module):
             B, T, g = x.shape[:3]
             h = rearrange(sublayer_input(), "b t h w d -> b t (h w) d")
             y, s = self.attn(h, t0, {"k": state["k"], "v": state["v"], "time": state["time"]}, update_state,
-                             commit_frames)
+                             commit_frames, blind_attention)
             x = gated_residual(x, mods[3 * i + 2], rearrange(y, "b t (h w) d -> b t h w d", h=g))
             if s is not None:
                 new_state.update(s)
@@ -173,13 +173,14 @@ class LSSVWM(nn.Module):
 
     def forward(self, frames: Tensor, noise_levels: Tensor, actions: Tensor,
                 cache: InferenceCache | None = None, update_cache: bool = False,
-                commit_frames: int | None = None) -> ModelOutput:
+                commit_frames: int | None = None, blind_attention: Tensor | None = None) -> ModelOutput:
         """frames [B, T, C, H, W] in model space (~[-1, 1], noised); noise_levels [B, T] in [0, 1];
         actions [B, T] (or [B, T, A]). `cache` is the memory of all earlier frames (None: these
         frames start the video). With update_cache, also return the memory after these frames, or
         after only the first `commit_frames` of them: the later ones then see those frames but do
         not enter the memory (the simulator commits a generated frame in the next frame's first
-        sampler pass this way)."""
+        sampler pass this way). `blind_attention` [B] bool (training only): those videos' attention
+        sees no frame but each frame itself, so only the SSM carries their past."""
         B, T = frames.shape[:2]
         commit = T if commit_frames is None else commit_frames
         if not 1 <= commit <= T:
@@ -192,7 +193,7 @@ class LSSVWM(nn.Module):
         c = F.silu(self.cond(noise_levels, actions))  # [B, T, D]
         new_layers = []
         for layer, state in zip(self.layers, cache.layers):
-            x, s = layer(x, c, cache.t, state, update_cache, commit)
+            x, s = layer(x, c, cache.t, state, update_cache, commit, blind_attention)
             new_layers.append(s)
         shift, scale = self.out_ada(c).chunk(2, dim=-1)
         h = modulate(self.out_norm(x), shift, scale)

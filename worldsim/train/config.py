@@ -20,6 +20,8 @@ class TrainConfig:
     segment_frames: int = 0  # temporal segments of S frames, state carried, gradient cut between; 0 = one pass
     state_reset_prob: float = 0.1  # state-reset regularization: P(a window's SSM states reset at a random frame)
     long_context_prob: float = 0.5  # the paper's long-context training (clean prefix > half the window)
+    # blind attention: P(a window's frame-local attention sees each frame alone, so only the SSM carries its past)
+    attention_blind_prob: float = 0.0
     reward_weight: float = 1.0
     termination_weight: float = 0.1
     lr: float = 3e-4
@@ -49,8 +51,11 @@ class TrainConfig:
             raise ValueError(f"window_schedule must start at step 0 and be sorted, got {self.window_schedule}")
         if any(w < 1 for _, w in self.window_schedule):
             raise ValueError(f"window lengths must be >= 1, got {self.window_schedule}")
-        if not 0 <= self.state_reset_prob <= 1 or not 0 <= self.long_context_prob <= 1:
+        if not all(0 <= p <= 1 for p in (self.state_reset_prob, self.long_context_prob, self.attention_blind_prob)):
             raise ValueError("probabilities must lie in [0, 1]")
+        if self.attention_blind_prob and not (self.model.attention and self.model.ssm_blocks):
+            raise ValueError("attention_blind_prob needs a model with both frame-local attention and SSM layers "
+                             f"(architecture {self.model.architecture!r} lacks one; blinding it would cut it off from the past)")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.segment_frames < 0 or self.batch_size < 1:

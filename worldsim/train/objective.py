@@ -9,6 +9,9 @@ the window into spans:
   - state reset (seed article): at a random frame r, the SSM states of the windows chosen with
     probability `state_reset_prob` are zeroed (attention memory kept), teaching the model to
     work from an empty SSM state mid-video.
+Blind attention is the converse: in the windows chosen with probability `attention_blind_prob`
+the frame-local attention sees each frame alone, so the SSM is the only way to the past there
+and cannot leave frame-to-frame memory to the attention.
 `plan_window` decides the spans; `WindowObjective` computes the loss of a group of spans that
 share one autograd graph (one DDP forward).
 """
@@ -30,15 +33,18 @@ class WindowPlan:
     groups: list[list[tuple[int, int]]]  # spans per autograd group; memory detached between groups
     reset_at: int | None  # frame at which the SSM states of `reset_mask` windows are zeroed
     reset_mask: Tensor  # [B] bool
+    blind_mask: Tensor | None = None  # [B] bool: windows whose attention sees each frame alone
 
 
 def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: float,
-                generator: torch.Generator | None = None) -> WindowPlan:
+                generator: torch.Generator | None = None, attention_blind_prob: float = 0.0) -> WindowPlan:
     cuts = set(range(segment_frames, frames, segment_frames)) if segment_frames else set()
     reset_mask = torch.rand(batch, generator=generator) < state_reset_prob
     reset_at = None
     if reset_mask.any() and frames > 1:
         reset_at = int(torch.randint(1, frames, (1,), generator=generator))
+    # drawn only when asked for, so runs without it keep their random stream
+    blind_mask = torch.rand(batch, generator=generator) < attention_blind_prob if attention_blind_prob > 0 else None
     points = sorted(cuts | ({reset_at} if reset_at is not None else set()))
     bounds = [0, *points, frames]
     groups, current = [], []
@@ -48,7 +54,7 @@ def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: 
             current = []
         current.append((s, e))
     groups.append(current)
-    return WindowPlan(groups, reset_at, reset_mask)
+    return WindowPlan(groups, reset_at, reset_mask, blind_mask)
 
 
 @dataclass
@@ -90,11 +96,13 @@ class WindowObjective(nn.Module):
                 plan: WindowPlan, last_group: bool):
         total_mask, total_heads = w.loss_mask.sum().clamp(min=1), w.head_mask.sum().clamp(min=1)
         diff = heads = torch.zeros((), device=w.x0.device)
+        blind = None if plan.blind_mask is None else plan.blind_mask.to(w.x0.device)
         for i, (s, e) in enumerate(spans):
             if s == plan.reset_at and cache is not None:
                 cache = cache.reset_ssm(plan.reset_mask.to(w.x0.device))
             keep = not (last_group and i == len(spans) - 1)
-            out = self.model(w.z[:, s:e], w.tau[:, s:e], w.produced[:, s:e], cache=cache, update_cache=keep)
+            out = self.model(w.z[:, s:e], w.tau[:, s:e], w.produced[:, s:e], cache=cache, update_cache=keep,
+                             blind_attention=blind)
             cache = out.cache
             m = w.loss_mask[:, s:e]
             diff = diff + diffusion_loss(out.prediction, w.x0[:, s:e], w.eps[:, s:e], w.tau[:, s:e], m) * m.sum() / total_mask

@@ -186,7 +186,8 @@ class Trainer:
         data_seconds = time.perf_counter() - t0
         w = prepare_window(batch.frames.to(self.device), batch.actions.to(self.device), batch.rewards.to(self.device),
                            batch.terminated.to(self.device), self.objective.objective, self.noise_generator)
-        plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator)
+        plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator,
+                           cfg.attention_blind_prob)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
         self.opt.zero_grad(set_to_none=True)
