@@ -203,3 +203,32 @@ def test_memory_gain_finds_the_places_the_world_reports():
         truth.append(int(world.place()[0]))
         world.step(policy.act())
     assert gain.places(np.array(poses), 9).tolist() == truth and len(set(truth)) > 10
+
+
+def test_context_use_conditions_are_the_paths_they_name():
+    """Without the SSM's output, "SSM only" is the frame alone; without the attention's, it is the full model."""
+    context_use = load_benchmark("context_use")
+    frames = torch.randint(0, 256, (3, 6, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    actions = torch.randint(0, 4, (3, 6), generator=torch.Generator().manual_seed(1))
+
+    def losses(cut: str | None):
+        torch.manual_seed(0)
+        model = LSSVWM(preset("tiny")).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+            for layer in model.layers:
+                if cut == "ssm":
+                    torch.nn.init.zeros_(layer.ssm.out_proj.weight)
+                if cut == "attention":
+                    torch.nn.init.zeros_(layer.attn.proj.weight)
+                    torch.nn.init.zeros_(layer.attn.proj.bias)
+        return context_use.last_frame_losses(model, frames, actions, 0.5, seed=1)
+
+    for cut in (None, "ssm", "attention"):
+        m = losses(cut)
+        assert m["full"] != pytest.approx(m["no_past"], rel=1e-3)  # the past matters to each of these models
+        if cut == "ssm":
+            assert m["ssm_only"] == pytest.approx(m["no_past"], rel=1e-5)
+        if cut == "attention":
+            assert m["ssm_only"] == pytest.approx(m["full"], rel=1e-5)
