@@ -35,8 +35,10 @@ def last_frame_losses(model, frames, actions, tau: float, seed: int) -> dict[str
     levels = torch.zeros(B, T)
     levels[:, -1] = tau
     z, produced = add_noise(x0, levels, eps), prev_actions(actions)
-    last = lambda out: diffusion_loss(out.prediction[:, -1:], x0[:, -1:], eps[:, -1:], levels[:, -1:],  # noqa: E731
-                                      torch.ones(B, 1)).item()
+
+    def last(out) -> float:
+        return diffusion_loss(out.prediction[:, -1:], x0[:, -1:], eps[:, -1:], levels[:, -1:], torch.ones(B, 1)).item()
+
     blind = torch.ones(B, dtype=torch.bool)
     return {"full": last(model(z, levels, produced)),
             "ssm_only": last(model(z, levels, produced, blind_attention=blind)),
@@ -52,6 +54,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    if args.windows % args.batch:
+        p.error(f"--windows {args.windows} is not a multiple of --batch {args.batch}")
     torch.set_num_threads(args.threads)
     model, config = load_model(args.checkpoint)
     if not (model.cfg.attention and model.cfg.ssm_blocks):
