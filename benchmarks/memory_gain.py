@@ -17,6 +17,11 @@ back, for PSNR and SSIM (and LPIPS when both runs have it; lower is better there
 episodes it also splits the frames by when their place (cell + heading quadrant, as
 `MazeWorld.place`) was last in view: only a frame whose place was seen before the cut, and not
 since, can gain from memory; one that shows a place for the first time cannot.
+
+With --free-running the two runs generate the way back from their own frames (`worldsim eval` without
+--teacher-forced). Then the gain mixes memory with drift, each run drifting its own way, but it says
+whether a model's free-running score, as the comparison's retrieval table reports it, owes anything to
+the context beyond the cut.
 """
 
 import argparse
@@ -36,11 +41,14 @@ def load(path: str) -> dict:
         return json.load(f)
 
 
-def check_pair(whole: dict, kept: dict) -> None:
-    """Raise ValueError unless the two runs are the same teacher-forced episodes, the second cut."""
-    if not (whole.get("teacher_forced") and kept.get("teacher_forced")):
+def check_pair(whole: dict, kept: dict, free_running: bool = False) -> None:
+    """Raise ValueError unless the two runs are the same episodes, both teacher-forced (both free-running
+    with `free_running`), the second cut."""
+    if free_running and (whole.get("teacher_forced") or kept.get("teacher_forced")):
+        raise ValueError("--free-running compares two free-running runs (worldsim eval without --teacher-forced)")
+    if not free_running and not (whole.get("teacher_forced") and kept.get("teacher_forced")):
         raise ValueError("both runs must be teacher-forced (worldsim eval --teacher-forced): free-running frames "
-                         "differ by their own drift")
+                         "differ by their own drift (--free-running compares two such runs anyway)")
     if whole.get("context_kept") is not None or kept.get("context_kept") is None:
         raise ValueError("give the run with the whole context first and the one with --context-kept second")
     differ = [k for k in KEYS if whole.get(k) != kept.get(k)]
@@ -67,7 +75,8 @@ def table(whole: dict, kept: dict) -> str:
     episodes = len(per_metric["psnr"])
     longest = max(len(g) for g in per_metric["psnr"])
     bins = [(lo, min(hi, longest)) for lo, hi in DISTANCES if lo <= longest]
-    lines = [f"{whole['task']}, context {whole['context']}, {episodes} episodes, teacher-forced; memory cut to the "
+    mode = "teacher-forced" if whole["teacher_forced"] else "free-running (each run drifts on its own frames)"
+    lines = [f"{whole['task']}, context {whole['context']}, {episodes} episodes, {mode}; memory cut to the "
              f"last {kept['context_kept']} context frames in the second run. Gain = whole - cut, paired per frame "
              f"(mean +- s.e. over episodes).", "",
              "| metric | whole context | cut | gain per episode | episodes ahead | "
@@ -123,10 +132,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("whole", help="TASK.json of `worldsim eval --teacher-forced` given the whole context")
     p.add_argument("kept", help="TASK.json of the same run with --context-kept K")
+    p.add_argument("--free-running", action="store_true", help="compare two runs without --teacher-forced")
     args = p.parse_args(argv)
     whole, kept = load(args.whole), load(args.kept)
     try:
-        check_pair(whole, kept)
+        check_pair(whole, kept, args.free_running)
     except ValueError as e:
         print(f"memory_gain: {e}", file=sys.stderr)
         return 2

@@ -173,8 +173,8 @@ def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
                 "metrics": summarize(per_frame)}
 
     # two episodes of different lengths: the whole context helps by 1 dB on the 1st, 3 dB on the 2nd's frame 11
-    whole = run([[20.0] * 12, [10.0] * 10 + [13.0]])
-    kept = run([[19.0] * 12, [10.0] * 11], kept=10)
+    whole_psnr, kept_psnr = [[20.0] * 12, [10.0] * 10 + [13.0]], [[19.0] * 12, [10.0] * 11]
+    whole, kept = run(whole_psnr), run(kept_psnr, kept=10)
     text = gain.table(whole, kept)
     row = next(line for line in text.splitlines() if line.startswith("| psnr"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -182,6 +182,11 @@ def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
     gain.check_pair(whole, kept)
     with pytest.raises(ValueError, match="teacher-forced"):
         gain.check_pair(whole, run([[1.0]], kept=10, teacher_forced=False))
+    free = [run(p, kept=k, teacher_forced=False) for p, k in ((whole_psnr, None), (kept_psnr, 10))]
+    gain.check_pair(*free, free_running=True)
+    assert "free-running" in gain.table(*free)
+    with pytest.raises(ValueError, match="free-running"):
+        gain.check_pair(whole, kept, free_running=True)
     with pytest.raises(ValueError, match="first"):
         gain.check_pair(kept, whole)
     with pytest.raises(ValueError, match=r"\['context'\]"):
