@@ -130,7 +130,8 @@ def by_last_seen(whole: dict, kept: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("whole", help="TASK.json of `worldsim eval --teacher-forced` given the whole context")
+    p.add_argument("whole", help="TASK.json of `worldsim eval --teacher-forced` (without it, with --free-running) "
+                   "given the whole context")
     p.add_argument("kept", help="TASK.json of the same run with --context-kept K")
     p.add_argument("--free-running", action="store_true", help="compare two runs without --teacher-forced")
     args = p.parse_args(argv)
