@@ -237,3 +237,17 @@ def test_context_use_conditions_are_the_paths_they_name():
             assert m["ssm_only"] == pytest.approx(m["no_past"], rel=1e-5)
         if cut == "attention":
             assert m["ssm_only"] == pytest.approx(m["full"], rel=1e-5)
+
+
+def test_profile_batch_step_sorts_kernels_into_kinds():
+    kind_of = load_benchmark("profile_batch_step").kind_of
+    cases = {
+        "_chunk_scan_fwd_kernel": "SSD scan (Triton)",
+        "_state_passing_fwd_kernel": "SSD scan (Triton)",
+        "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_tilesize128x128x32_warpgroupsize1x1x1": "matmul",
+        "fmha_cutlassF_f32_aligned_64x64_rf_sm80(PyTorchMemEffAttention::AttentionKernel)": "attention",
+        "void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, unsigned int, 5, 64, 64>": "copy / cat / index",
+        "void at::native::vectorized_layer_norm_kernel<float, float>": "norm",
+        "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>": "elementwise / reduce / other",
+    }
+    assert {name: kind_of(name) for name in cases} == cases

@@ -42,3 +42,19 @@ def test_dt_init_is_checked_and_old_configs_keep_mamba2s_init():
         dataclasses.replace(preset("tiny"), ssm_dt_init="token")
     old = {k: v for k, v in dataclasses.asdict(preset("tiny")).items() if k != "ssm_dt_init"}
     assert ModelConfig.from_dict(old).ssm_dt_init == "step"
+
+
+@pytest.mark.parametrize("block", [(8, 8), (2, 2), (1, 1)])
+def test_read_only_pass_gives_the_outputs_of_a_committing_one(block):
+    # A sampler pass that commits nothing (update_state=False) scans every token from the carried
+    # state in one read-only scan and forms no state; a committing pass over the same frames scans
+    # the committed frame, keeps its state, then scans the rest from it: the same outputs.
+    torch.manual_seed(0)
+    ssm = BlockSSM(32, block, grid=8, d_state=8, headdim=16).eval()
+    with torch.no_grad():
+        _, state = ssm(torch.randn(2, 3, 8, 8, 32), ssm.init_state(2, "cpu", torch.float32))
+        x = torch.randn(2, 2, 8, 8, 32)
+        y_commit, new_state = ssm(x, state, commit_frames=1)
+        y_read_only, none = ssm(x, state, commit_frames=1, update_state=False)
+    assert none is None and new_state is not None
+    torch.testing.assert_close(y_read_only, y_commit, rtol=1e-5, atol=1e-6)

@@ -67,6 +67,18 @@ def test_scan_matches_recurrence(shape, with_state):
     assert_close(state, state_ref, 1e-5)
 
 
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_read_only_scan_gives_the_same_outputs_and_no_state(shape):
+    # final_state=False (a pass that commits nothing) skips forming the state, not the outputs
+    b, l, h, p, g, n, chunk = shape
+    x, dt, A, B, C, state0 = [t.float() for t in make_inputs(b, l, h, p, g, n)]
+    y, state = ssd_scan(x, dt, A, B, C, chunk_size=chunk, initial_state=state0, backend="torch")
+    y_read_only, none = ssd_scan(x, dt, A, B, C, chunk_size=chunk, initial_state=state0, final_state=False,
+                                 backend="torch")
+    assert none is None and state is not None
+    assert torch.equal(y_read_only, y)
+
+
 def test_scan_with_strong_decay():
     # dt * A down to about -20 per step: decays within a chunk underflow to exactly 0 in float32.
     x, dt, A, B, C, state0 = make_inputs(2, 150, 4, 8, 2, 16, dt_shift=2.0)
@@ -210,6 +222,8 @@ def test_triton_scan_matches_torch(dtype, tol, shape, with_state):
     assert y.dtype == dtype and s.dtype == torch.float32
     assert rel_err(y, y_ref) <= tol
     assert rel_err(s, s_ref) <= tol
+    y_read_only, none = ssd_scan(x, dt, A, B, C, initial_state=state0, final_state=False, backend="triton")
+    assert none is None and torch.equal(y_read_only, y)
 
 
 @pytest.mark.gpu

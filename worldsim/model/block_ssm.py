@@ -61,9 +61,11 @@ class BlockSSM(nn.Module):
         return {"ssm": torch.zeros(batch, nb, self.nheads, self.headdim, self.d_state, device=device, dtype=torch.float32),
                 "conv": torch.zeros(batch, nb, self.d_conv - 1, self.conv_dim, device=device, dtype=dtype)}
 
-    def forward(self, x: Tensor, state: dict[str, Tensor], commit_frames: int | None = None):
+    def forward(self, x: Tensor, state: dict[str, Tensor], commit_frames: int | None = None,
+                update_state: bool = True):
         """x: [B, T, g, g, D] tokens of T consecutive frames; state from init_state or a previous call.
-        Returns (y [B, T, g, g, D], the state after the first `commit_frames` frames (default: all T))."""
+        Returns (y [B, T, g, g, D], the state after the first `commit_frames` frames (default: all T),
+        or None without `update_state`: a read-only pass, which then does not form it)."""
         B, T = x.shape[:2]
         bh, bw = self.block
         split = (T if commit_frames is None else commit_frames) * bh * bw  # tokens per block that enter the state
@@ -79,22 +81,28 @@ class BlockSSM(nn.Module):
         A = -torch.exp(self.A_log.float())
         dt = F.softplus(dt.float() + self.dt_bias.float())  # [Bn, L, h]
         xs = rearrange(xs, "n l (h p) -> n l h p", p=self.headdim)
-        # the committed tokens, then the read-only rest from the state they leave
-        y, h1 = self._scan(xs[:, :split], dt[:, :split], A, Bm[:, :split], Cm[:, :split], state["ssm"].flatten(0, 1))
-        if split < xs.shape[1]:
-            rest, _ = self._scan(xs[:, split:], dt[:, split:], A, Bm[:, split:], Cm[:, split:], h1)
-            y = torch.cat([y, rest], dim=1)
+        h0 = state["ssm"].flatten(0, 1)
+        if update_state:  # the committed tokens, then the read-only rest from the state they leave
+            y, h1 = self._scan(xs[:, :split], dt[:, :split], A, Bm[:, :split], Cm[:, :split], h0)
+            if split < xs.shape[1]:
+                rest, _ = self._scan(xs[:, split:], dt[:, split:], A, Bm[:, split:], Cm[:, split:], h1, final_state=False)
+                y = torch.cat([y, rest], dim=1)
+        else:
+            y, _ = self._scan(xs, dt, A, Bm, Cm, h0, final_state=False)
         y = y + xs * self.D.to(xs.dtype)[:, None]
         y = self.norm(rearrange(y, "n l h p -> n l (h p)") * F.silu(z))  # gated RMSNorm
         out = rearrange(self.out_proj(y), "(b nh nw) (t bh bw) d -> b t (nh bh) (nw bw) d",
                         b=B, nh=self.grid // bh, bh=bh, bw=bw, t=T)
+        if not update_state:
+            return out, None
         nb = self.num_blocks
         return out, {"ssm": h1.view(B, nb, *h1.shape[1:]), "conv": new_conv.reshape(B, nb, *new_conv.shape[1:])}
 
-    def _scan(self, xs: Tensor, dt: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
-        """SSD over [n, l, ...] from state h0: (y [n, l, h, p], final state)."""
+    def _scan(self, xs: Tensor, dt: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, h0: Tensor,
+              final_state: bool = True) -> tuple[Tensor, Tensor | None]:
+        """SSD over [n, l, ...] from state h0: (y [n, l, h, p], final state or None)."""
         if xs.shape[1] == 1:  # one token per block and frame: the single-step recurrence
             y, h1 = ssd_step(h0, xs[:, 0], dt[:, 0], A, Bm[:, 0, None], Cm[:, 0, None], backend=self.backend)
-            return y[:, None], h1
+            return y[:, None], h1 if final_state else None
         return ssd_scan(xs, dt, A, Bm[:, :, None], Cm[:, :, None], chunk_size=self.chunk_size,
-                        initial_state=h0, backend=self.backend)
+                        initial_state=h0, final_state=final_state, backend=self.backend)

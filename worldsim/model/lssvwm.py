@@ -119,9 +119,10 @@ class Layer(nn.Module):
             return modulate(self.norms[i](x), mods[3 * i], mods[3 * i + 1])
 
         if self.ssm is not None:
-            y, s = self.ssm(sublayer_input(), {"ssm": state["ssm"], "conv": state["conv"]}, commit_frames)
+            y, s = self.ssm(sublayer_input(), {"ssm": state["ssm"], "conv": state["conv"]}, commit_frames, update_state)
             x = gated_residual(x, mods[3 * i + 2], y)
-            new_state.update(s)
+            if s is not None:
+                new_state.update(s)
             i += 1
         if self.attn is not None:
             B, T, g = x.shape[:3]

@@ -60,11 +60,13 @@ def _check(cond: bool, what: str, **shapes: object) -> None:
 
 
 def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_size: int = 64,
-             initial_state: Tensor | None = None, backend: str = "auto") -> tuple[Tensor, Tensor]:
+             initial_state: Tensor | None = None, final_state: bool = True,
+             backend: str = "auto") -> tuple[Tensor, Tensor | None]:
     """x: [b, l, h, p]; dt: [b, l, h] (positive: already softplus'd, bias added); A: [h] (negative);
     B, C: [b, l, g, n] with h % g == 0 (heads grouped as in Mamba-2: head i reads group i // (h/g));
     initial_state: [b, h, p, n] or None (zeros).
-    Returns y [b, l, h, p] (no D skip, no gating) in x's dtype, final_state [b, h, p, n] in float32.
+    Returns y [b, l, h, p] (no D skip, no gating) in x's dtype, final_state [b, h, p, n] in float32
+    (None with final_state=False: a read-only pass, which then skips forming it).
     Recurrence: state_t = exp(dt_t * A) * state_{t-1} + dt_t * x_t ⊗ B_t ;  y_t = state_t · C_t"""
     _check(x.dim() == 4, "x must be [b, l, h, p]", x=x)
     b, l, h, p = x.shape
@@ -80,7 +82,7 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
     _check(isinstance(chunk_size, int) and chunk_size > 0, "chunk_size must be a positive int",
            chunk_size=chunk_size)
     impl = ssd_triton if _resolve(backend, x) == "triton" else ssd_torch
-    return impl.ssd_scan(x, dt, A, B, C, chunk_size=chunk_size, initial_state=initial_state)
+    return impl.ssd_scan(x, dt, A, B, C, chunk_size=chunk_size, initial_state=initial_state, final_state=final_state)
 
 
 def ssd_step(state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,

@@ -36,10 +36,11 @@ def segsum(a: Tensor) -> Tensor:
     return out.masked_fill(~lower, -torch.inf)
 
 
-def _scan_chunks(xdt: Tensor, a: Tensor, B: Tensor, C: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+def _scan_chunks(xdt: Tensor, a: Tensor, B: Tensor, C: Tensor, state: Tensor,
+                 final_state: bool = True) -> tuple[Tensor, Tensor | None]:
     """One segment, float32. xdt [b, c, Q, h, p] (x * dt); a [b, c, Q, h] (dt * A, the log decay);
     B, C [b, c, Q, g, n]; state [b, h, p, n] entering the segment.
-    Returns y [b, c, Q, h, p] and the state leaving it [b, h, p, n]."""
+    Returns y [b, c, Q, h, p] and the state leaving it [b, h, p, n] (None unless `final_state`)."""
     p, (g, n) = xdt.shape[-1], B.shape[-2:]
     a = rearrange(a, "b c q h -> b h c q")
     a_cs = a.cumsum(-1)  # [b, h, c, Q]
@@ -52,24 +53,30 @@ def _scan_chunks(xdt: Tensor, a: Tensor, B: Tensor, C: Tensor, state: Tensor) ->
 
     # 2. The state each chunk builds from its own inputs: sum_j decay(j->end) x_j dt_j (x) B_j.
     decay_to_end = torch.exp(a_cs[..., -1:] - a_cs)  # [b, h, c, Q]
-    xd = xg * rearrange(decay_to_end, "b (g r) c q -> b c g r q 1", g=g)
-    chunk_states = rearrange(xd, "b c g r q p -> b c g (r p) q") @ rearrange(B, "b c q g n -> b c g q n")
-    chunk_states = rearrange(chunk_states, "b c g (r p) n -> b (g r) c (p n)", p=p)  # [b, h, c, p*n]
+    xd = rearrange(xg * rearrange(decay_to_end, "b (g r) c q -> b c g r q 1", g=g), "b c g r q p -> b c g (r p) q")
+    Bg = rearrange(B, "b c q g n -> b c g q n")
 
     # 3. Across chunks: the state entering chunk k is the decayed sum of the incoming state and the
     # states of chunks 0..k-1. Row k of exp(segsum) over the chunks' total decays weighs them.
-    state = rearrange(state, "b h p n -> b h 1 (p n)")
-    if chunk_states.shape[2] == 1:
-        # One chunk (every inference step): it enters with `state` and leaves with its decayed sum
-        # and its own, the same as below without moving the (large) states through a (2 x 2) matmul.
-        states_in = state
-        final = torch.exp(a_cs[..., -1:]) * state + chunk_states
+    if xdt.shape[1] == 1:
+        # One chunk (every inference step): it enters with `state`, and leaves with that decayed
+        # plus its own. The states are the largest tensors of a generation step (a state per block
+        # and head), so the state leaving is formed in one fused matmul-add, and only when asked
+        # for: a pass that commits nothing does not need it.
+        states_in = rearrange(state, "b h p n -> b h 1 (p n)")
+        final = None
+        if final_state:
+            decayed = torch.exp(a_cs[:, :, 0, -1])[..., None, None] * state  # [b, h, p, n]
+            decayed = rearrange(decayed, "b (g r) p n -> (b g) (r p) n", g=g)
+            final = decayed.baddbmm_(xd.flatten(0, 2), Bg.flatten(0, 2))  # in place: no copy of the states
+            final = rearrange(final, "(b g) (r p) n -> b (g r) p n", g=g, p=p)
     else:
-        states = torch.cat([state, chunk_states], dim=2)
+        chunk_states = rearrange(xd @ Bg, "b c g (r p) n -> b (g r) c (p n)", p=p)  # [b, h, c, p*n]
+        states = torch.cat([rearrange(state, "b h p n -> b h 1 (p n)"), chunk_states], dim=2)
         decay_across = torch.exp(segsum(F.pad(a_cs[..., -1], (1, 0))))  # [b, h, c+1, c+1]
         states = decay_across @ states  # [b, h, c+1, p*n]: entering each chunk, then leaving the last
-        states_in, final = states[:, :, :-1], states[:, :, -1:]
-    final = rearrange(final, "b h 1 (p n) -> b h p n", n=n)
+        states_in = states[:, :, :-1]
+        final = rearrange(states[:, :, -1], "b h (p n) -> b h p n", n=n) if final_state else None
 
     # 4. What the entering state contributes to each step: C_i . state, decayed to step i.
     states_in = rearrange(states_in, "b (g r) c (p n) -> b c g n (r p)", g=g, n=n)
@@ -85,9 +92,10 @@ def _pad_time(t: Tensor, pad: int) -> Tensor:
 
 
 def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_size: int = 64,
-             initial_state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+             initial_state: Tensor | None = None, final_state: bool = True) -> tuple[Tensor, Tensor | None]:
     """Chunked scan; shapes and recurrence as ``worldsim.ssm.ssd_scan`` (which checks them).
-    Returns y [b, l, h, p] in x's dtype and the final state [b, h, p, n] in float32."""
+    Returns y [b, l, h, p] in x's dtype and the final state [b, h, p, n] in float32 (None unless
+    `final_state`)."""
     b, l, h, p = x.shape
     n = B.shape[-1]
     f32 = torch.float32
@@ -108,10 +116,11 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
         pad = -l % chunk_size
         xdt, a, B, C = (rearrange(_pad_time(t, pad), "b (c q) ... -> b c q ...", q=chunk_size)
                         for t in (xdt, a, B, C))
-        ys = []
-        for s in range(0, xdt.shape[1], _SEGMENT_CHUNKS):
+        ys, chunks = [], xdt.shape[1]
+        for s in range(0, chunks, _SEGMENT_CHUNKS):
             seg = slice(s, s + _SEGMENT_CHUNKS)
-            y, state = _scan_chunks(xdt[:, seg], a[:, seg], B[:, seg], C[:, seg], state)
+            last = s + _SEGMENT_CHUNKS >= chunks
+            y, state = _scan_chunks(xdt[:, seg], a[:, seg], B[:, seg], C[:, seg], state, final_state or not last)
             ys.append(y)
         y = rearrange(torch.cat(ys, dim=1), "b c q h p -> b (c q) h p")[:, :l]
     return y.to(x.dtype), state

@@ -25,17 +25,17 @@ def import_error() -> str | None:
 
 
 def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_size: int = 64,
-             initial_state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Returns y [b, l, h, p] in x's dtype and the final state [b, h, p, n] in float32."""
+             initial_state: Tensor | None = None, final_state: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Returns y [b, l, h, p] in x's dtype and the final state [b, h, p, n] in float32 (or None)."""
     from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
 
     # The kernels multiply C by B in their own dtype, so both follow x; dt and A stay float32 (the
     # kernels turn them into float32 log-decays anyway, so bf16 dt would only lose precision).
-    y, final = mamba_chunk_scan_combined(
+    out = mamba_chunk_scan_combined(
         x, dt.to(torch.float32), A.to(torch.float32), B.to(x.dtype), C.to(x.dtype), chunk_size,
         initial_states=None if initial_state is None else initial_state.to(torch.float32),
-        dt_softplus=False, return_final_states=True)
-    return y, final
+        dt_softplus=False, return_final_states=final_state)
+    return out if final_state else (out, None)
 
 
 def ssd_step(state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> tuple[Tensor, Tensor]:
