@@ -15,11 +15,11 @@ import torch
 
 from worldsim.checkpoint import load_model, load_tensors, resolve
 from worldsim.config import preset, variant
-from worldsim.diffusion import ObjectiveConfig, sample_noise_levels
+from worldsim.diffusion import ObjectiveConfig, add_noise, alpha_sigma, sample_noise_levels
 from worldsim.model import LSSVWM
 from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
-from worldsim.train.objective import WindowObjective, plan_window, prepare_window
+from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
 from worldsim.train.trainer import Trainer
 
 HERE = Path(__file__).parent
@@ -198,6 +198,65 @@ def test_blind_attention_changes_only_the_chosen_windows_and_keeps_the_random_st
     share = sum(plan_window(1, 12, 0, 0.0, torch.Generator().manual_seed(s), attention_blind_prob=0.25).blind_mask.item()
                 for s in range(2000)) / 2000
     assert 0.22 < share < 0.28
+
+
+def long_context_window(source, seed=3):
+    b = source.next(12, 4)  # every window keeps a clean prefix of 7-11 frames
+    return prepare_window(b.frames, b.actions, b.rewards, b.terminated, ObjectiveConfig(long_context_prob=1.0),
+                          torch.Generator().manual_seed(seed))
+
+
+def test_own_context_commits_the_models_estimates_of_the_chosen_windows_prefix(fixed_source):
+    # A fresh model predicts v = 0 (its output layers start at zero), so its estimate of a frame
+    # noised to level tau, z = a x0 + s e1, is a z, and committing it at tau gives a (a z) + s e2.
+    torch.manual_seed(0)
+    model = LSSVWM(dataclasses.replace(preset("tiny"), num_actions=6))
+    w = long_context_window(fixed_source)
+    chosen = torch.tensor([True, False, True, True])
+    out = own_context(model, w, chosen, 0.5, torch.Generator().manual_seed(7))
+
+    rows, prefix = chosen.nonzero().squeeze(1), w.loss_mask == 0
+    g = torch.Generator().manual_seed(7)
+    e1, e2 = (torch.randn(w.x0[rows].shape, generator=g) for _ in range(2))
+    a, s = alpha_sigma(torch.tensor(0.5))
+    expected = a * (a * (a * w.x0[rows] + s * e1)).clamp(-1, 1) + s * e2
+    p = prefix[rows]
+    torch.testing.assert_close(out.z[rows][p], expected[p], rtol=0, atol=1e-6)
+    assert (out.tau[rows][p] == 0.5).all()
+    # the frames that count in the loss, and the windows not chosen, are untouched
+    assert torch.equal(out.z[rows][~p], w.z[rows][~p]) and torch.equal(out.tau[rows][~p], w.tau[rows][~p])
+    assert torch.equal(out.z[~chosen], w.z[~chosen]) and torch.equal(out.tau[~chosen], w.tau[~chosen])
+    assert torch.equal(out.x0, w.x0) and torch.equal(out.loss_mask, w.loss_mask)
+
+
+def test_own_context_estimates_each_frame_from_the_frames_before_it_only(window_and_model, fixed_source):
+    model, _ = window_and_model  # weights moved off their initialisation: predictions depend on the inputs
+    w = long_context_window(fixed_source)
+    chosen = torch.ones(4, dtype=torch.bool)
+    later = w.x0.clone()
+    later[:, 5:] = -later[:, 5:]
+    out = own_context(model, w, chosen, 0.5, torch.Generator().manual_seed(7))
+    out_later = own_context(model, dataclasses.replace(w, x0=later), chosen, 0.5, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(out_later.z[:, :5], out.z[:, :5], rtol=0, atol=1e-5)
+    assert (out_later.z[:, 5:7] - out.z[:, 5:7]).abs().max() > 0.1  # frames 5, 6 are in every prefix
+
+
+def test_own_context_prob_draws_its_windows_last_and_trains(tmp_path, fixed_source):
+    draw = lambda p: plan_window(4, 12, 0, 0.1, torch.Generator().manual_seed(2), 0.25, own_context_prob=p)  # noqa: E731
+    off, on = draw(0.0), draw(1.0)
+    assert off.own_context_mask is None and on.own_context_mask.all()
+    assert off.reset_at == on.reset_at and torch.equal(off.blind_mask, on.blind_mask)  # drawn after them
+    losses = {}
+    for p in (0.0, 1.0):
+        trainer = Trainer(tiny_cfg(window_schedule=((0, 12),), long_context_prob=1.0, own_context_prob=p), tmp_path / str(p),
+                          device="cpu", source=type(fixed_source)(), show_progress=False)
+        trainer.train_step()  # the first step's loss is the same either way: a fresh model predicts 0
+        losses[p] = trainer.train_step()["diffusion"]
+    assert torch.isfinite(torch.tensor(losses[1.0])) and abs(losses[1.0] - losses[0.0]) > 1e-4 * losses[0.0]
+    with pytest.raises(ValueError, match="own_context_noise"):
+        TrainConfig(own_context_prob=0.5, own_context_noise=0.0)
+    with pytest.raises(ValueError, match="long_context_prob"):
+        TrainConfig(own_context_prob=0.5, long_context_prob=0.0)
 
 
 def test_attention_blind_prob_needs_both_mixers():

@@ -22,6 +22,10 @@ class TrainConfig:
     long_context_prob: float = 0.5  # the paper's long-context training (clean prefix > half the window)
     # blind attention: P(a window's frame-local attention sees each frame alone, so only the SSM carries its past)
     attention_blind_prob: float = 0.0
+    # own context: P(a long-context window's clean prefix is replaced by the model's own estimates of
+    # it, committed at own_context_noise -- the context noise the simulator commits generated frames at)
+    own_context_prob: float = 0.0
+    own_context_noise: float = 0.5
     reward_weight: float = 1.0
     termination_weight: float = 0.1
     lr: float = 3e-4
@@ -51,8 +55,14 @@ class TrainConfig:
             raise ValueError(f"window_schedule must start at step 0 and be sorted, got {self.window_schedule}")
         if any(w < 1 for _, w in self.window_schedule):
             raise ValueError(f"window lengths must be >= 1, got {self.window_schedule}")
-        if not all(0 <= p <= 1 for p in (self.state_reset_prob, self.long_context_prob, self.attention_blind_prob)):
+        if not all(0 <= p <= 1 for p in (self.state_reset_prob, self.long_context_prob, self.attention_blind_prob,
+                                         self.own_context_prob)):
             raise ValueError("probabilities must lie in [0, 1]")
+        if not 0 < self.own_context_noise <= 1:
+            raise ValueError(f"own_context_noise is a noise level in (0, 1], got {self.own_context_noise}")
+        if self.own_context_prob and not self.long_context_prob:
+            raise ValueError("own_context_prob replaces the clean prefix of long-context windows: "
+                             "it needs long_context_prob > 0")
         if self.attention_blind_prob and not (self.model.attention and self.model.ssm_blocks):
             raise ValueError("attention_blind_prob needs a model with both frame-local attention and SSM layers "
                              f"(architecture {self.model.architecture!r} lacks one; blinding it would cut it off from the past)")

@@ -12,19 +12,26 @@ the window into spans:
 Blind attention is the converse: in the windows chosen with probability `attention_blind_prob`
 the frame-local attention sees each frame alone, so the SSM is the only way to the past there
 and cannot leave frame-to-frame memory to the attention.
+Own context (`own_context`): in the long-context windows chosen with probability
+`own_context_prob`, the clean prefix is replaced by the model's own estimates of those frames,
+committed at the context-noise level as the simulator commits the frames it generates, so the
+model learns to continue from frames like its own (blurred, a little off) rather than only from
+true ones.
 `plan_window` decides the spans; `WindowObjective` computes the loss of a group of spans that
 share one autograd graph (one DDP forward).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldsim.diffusion import ObjectiveConfig, add_noise, diffusion_loss, prev_actions, sample_noise_levels, to_model_space
+from worldsim.diffusion import (ObjectiveConfig, add_noise, alpha_sigma, diffusion_loss, prev_actions,
+                                sample_noise_levels, to_model_space)
 from worldsim.model import InferenceCache, LSSVWM
 
 
@@ -34,17 +41,20 @@ class WindowPlan:
     reset_at: int | None  # frame at which the SSM states of `reset_mask` windows are zeroed
     reset_mask: Tensor  # [B] bool
     blind_mask: Tensor | None = None  # [B] bool: windows whose attention sees each frame alone
+    own_context_mask: Tensor | None = None  # [B] bool: windows whose clean prefix becomes the model's own estimates
 
 
 def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: float,
-                generator: torch.Generator | None = None, attention_blind_prob: float = 0.0) -> WindowPlan:
+                generator: torch.Generator | None = None, attention_blind_prob: float = 0.0,
+                own_context_prob: float = 0.0) -> WindowPlan:
     cuts = set(range(segment_frames, frames, segment_frames)) if segment_frames else set()
     reset_mask = torch.rand(batch, generator=generator) < state_reset_prob
     reset_at = None
     if reset_mask.any() and frames > 1:
         reset_at = int(torch.randint(1, frames, (1,), generator=generator))
-    # drawn only when asked for, so runs without it keep their random stream
+    # drawn only when asked for, so runs without them keep their random stream
     blind_mask = torch.rand(batch, generator=generator) < attention_blind_prob if attention_blind_prob > 0 else None
+    own_mask = torch.rand(batch, generator=generator) < own_context_prob if own_context_prob > 0 else None
     points = sorted(cuts | ({reset_at} if reset_at is not None else set()))
     bounds = [0, *points, frames]
     groups, current = [], []
@@ -54,7 +64,7 @@ def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: 
             current = []
         current.append((s, e))
     groups.append(current)
-    return WindowPlan(groups, reset_at, reset_mask, blind_mask)
+    return WindowPlan(groups, reset_at, reset_mask, blind_mask, own_mask)
 
 
 @dataclass
@@ -83,6 +93,37 @@ def prepare_window(frames: Tensor, actions: Tensor, rewards: Tensor, terminated:
     head_mask[:, 0] = 0
     return PreparedWindow(x0, add_noise(x0, tau, eps), eps, tau, mask, prev_actions(actions),
                           shift(rewards.float()), shift(terminated.float()), head_mask)
+
+
+@torch.no_grad()
+def own_context(model: LSSVWM, w: PreparedWindow, chosen: Tensor, level: float,
+                generator: torch.Generator | None = None) -> PreparedWindow:
+    """`w` with the clean prefix of the `chosen` [B] long-context windows replaced by the model's
+    own estimates of those frames, committed at noise level `level`.
+
+    With the shipped sampler (2 steps, context noise 0.5) the simulator's last pass denoises a
+    frame from that level, reading the frames before it committed at that level, and commits the
+    result at that level again. Here one causal parallel pass does the same for every frame of the
+    window at once (frame t's estimate reads frames <= t only), from the true frames noised to
+    `level` -- so the estimates are somewhat better than the sampler's, which start from its own
+    first pass. The loss frames after the prefix keep their targets: the model learns to continue
+    the true video from a memory of frames like its own. Other windows are returned as they are;
+    no gradient flows through the estimates."""
+    rows = (chosen.to(w.loss_mask.device) & (w.loss_mask == 0).any(1)).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return w
+    x0 = w.x0[rows]
+    tau = torch.full(x0.shape[:2], level, device=x0.device)
+    z = add_noise(x0, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
+    v = model(z, tau, w.produced[rows]).prediction.float()
+    a, s = (c[..., None, None, None] for c in alpha_sigma(tau))
+    estimate = (a * z - s * v).clamp(-1, 1)
+    committed = add_noise(estimate, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
+    prefix = w.loss_mask[rows] == 0  # [b, T]
+    new_z, new_tau = w.z.clone(), w.tau.clone()
+    new_z[rows] = torch.where(prefix[..., None, None, None], committed, w.z[rows])
+    new_tau[rows] = torch.where(prefix, tau, w.tau[rows])
+    return dataclasses.replace(w, z=new_z, tau=new_tau)
 
 
 class WindowObjective(nn.Module):

@@ -27,7 +27,7 @@ from worldsim.diffusion import ObjectiveConfig
 from worldsim.model import LSSVWM
 from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
-from worldsim.train.objective import WindowObjective, plan_window, prepare_window
+from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
 from worldsim.train.samples import write_sample_video
 from worldsim.video import require_ffmpeg
 
@@ -187,12 +187,15 @@ class Trainer:
         w = prepare_window(batch.frames.to(self.device), batch.actions.to(self.device), batch.rewards.to(self.device),
                            batch.terminated.to(self.device), self.objective.objective, self.noise_generator)
         plan = plan_window(w.x0.shape[0], window, cfg.segment_frames, cfg.state_reset_prob, self.generator,
-                           cfg.attention_blind_prob)
+                           cfg.attention_blind_prob, cfg.own_context_prob)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        if plan.own_context_mask is not None:
+            with autocast:
+                w = own_context(self.model, w, plan.own_context_mask, cfg.own_context_noise, self.noise_generator)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
         self.opt.zero_grad(set_to_none=True)
         cache, logs = None, {"diffusion": 0.0, "heads": 0.0}
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
         for gi, spans in enumerate(plan.groups):
             last = gi == len(plan.groups) - 1
             sync = contextlib.nullcontext() if (last or self.world == 1) else self.runner.no_sync()
