@@ -7,7 +7,8 @@ The checkpoint's Simulator at batch B after a one-frame context, stepped plainly
 profiler sees the kernels one by one; at large B a graph changes nothing, BENCHMARKS.md "Engine on
 the H100"). Prints the kernels' summed time per step grouped by kind (matmul, attention, SSD scan,
 norms, copies and elementwise), the top kernels, and "busy": kernel time over the wall time of as
-many steps run without the profiler (below 100%: the GPU waits on the host). On CPU (`--device
+many steps run without the profiler (below 100%: the GPU waits on the host; the host's top ops by
+CPU time follow, e.g. each episode's noise, drawn on the CPU from its own generator). On CPU (`--device
 cpu`) the "kernels" are torch's ops, by self time under the profiler (which inflates it, so no
 "busy"), and the SSD scan is spread over the matmuls and elementwise ops of its torch reference.
 """
@@ -106,9 +107,18 @@ def main() -> None:
     print("\n| kernel | kind | calls per step | ms per step |\n|---|---|---:|---:|")
     for e in top:
         print(f"| `{e.key[:90]}` | {kind_of(e.key)} | {e.count / a.steps:.0f} | {self_ms[e.key]:.2f} |")
+    host = []
+    if cuda:  # what the host does while the GPU may wait: e.g. each episode's noise, drawn on the CPU
+        host = sorted((e for e in prof.key_averages() if e.key.startswith("aten::")),
+                      key=lambda e: -e.self_cpu_time_total)[:8]
+        print("\n| host op | calls per step | CPU ms per step |\n|---|---:|---:|")
+        for e in host:
+            print(f"| `{e.key}` | {e.count / a.steps:.0f} | {e.self_cpu_time_total / 1e3 / a.steps:.2f} |")
     write_json(a.out, {"ms_per_step": wall_ms, "kernel_ms_per_step": busy_ms, "launches_per_step": launches,
                        "by_kind": dict(per_kind),
-                       "top": [{"kernel": e.key, "calls": e.count / a.steps, "ms": self_ms[e.key]} for e in top]},
+                       "top": [{"kernel": e.key, "calls": e.count / a.steps, "ms": self_ms[e.key]} for e in top],
+                       "host_top": [{"op": e.key, "calls": e.count / a.steps, "cpu_ms": e.self_cpu_time_total / 1e3 / a.steps}
+                                    for e in host]},
                provenance(a, sim.device, config, {a.checkpoint: config["path"]}))
 
 
