@@ -1,19 +1,20 @@
-"""A/B two copies of the code: engine step and training step, in alternating child processes.
+"""A/B copies of the code: engine step and training step, in alternating child processes.
 
     git archive REV worldsim envs | tar -x -C runs/base   # the code to compare against
-    python benchmarks/ab_trees.py runs/base . [--rounds 3] [--device cpu] [--threads 1]
+    python benchmarks/ab_trees.py runs/base [runs/other ...] . [--rounds 3] [--device cpu] [--threads 1]
+        [--sim-batch 1] [--dtype float32]
         [--train-config small] [--train-window 32] [--train-batch 2] [--train-at-step 0] [--warmup 2]
         [--steps 3] [--maze-pool 0] [--vector N --episode-steps E] [--no-train] [--out FILE]
 
 Each tree is a directory holding a `worldsim` package (and `envs`, for --vector). Every round runs
-one child process per tree (in turn, so load from other jobs falls on both alike); the child
-imports that tree's worldsim and measures (1) ms per generated frame of the shipped checkpoint at
-batch 1 (CPU only: the env's case), (2) with --vector, ms per step of `gym.make_vec("LSSVWM-v0",
+one child process per tree (in turn, so load from other jobs falls on all alike); the child
+imports that tree's worldsim and measures (1) ms per step of the shipped checkpoint's Simulator at
+batch --sim-batch (1: the env's case; on CUDA with its default CUDA graph), (2) with --vector, ms per step of `gym.make_vec("LSSVWM-v0",
 num_envs=N, max_episode_steps=E)` with the envs' episodes staggered so that N/E of them restart
 each step (an RL agent's case), and (3) ms per training step of `--train-config` on a fixed
 batch, after `--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
 (measured: the tree run first took 7x as long per step), so each tree first runs once untimed.
-Prints medians and the ratio of the second tree to the first; JSON with --out.
+Prints medians and each tree's ratio to the first; JSON with --out.
 """
 
 from __future__ import annotations
@@ -41,17 +42,22 @@ def child(a: argparse.Namespace) -> dict:
 
     torch.set_num_threads(a.threads)
     out = {"worldsim": worldsim.__file__}
-    if a.device == "cpu":
+    if a.sim_batch:
         model, config = load_model(CHECKPOINT)
-        sim = Simulator.for_checkpoint(model, config, device="cpu")
+        sim = Simulator.for_checkpoint(model, config, device=a.device, dtype=a.dtype)
+        sync = torch.cuda.synchronize if sim.device.type == "cuda" else (lambda: None)
         g = torch.Generator().manual_seed(0)
-        sim.reset(torch.randint(0, 255, (1, 20, 64, 64, 3), dtype=torch.uint8, generator=g),
-                  torch.zeros(1, 19, dtype=torch.long))
+        n = a.sim_batch
+        sim.reset(torch.randint(0, 255, (n, 20, 64, 64, 3), dtype=torch.uint8, generator=g),
+                  torch.zeros(n, 19, dtype=torch.long))
+        act = torch.ones(n, dtype=torch.long)
         for _ in range(3):
-            sim.step(torch.tensor([1]))
+            sim.step(act)
+        sync()
         t = time.perf_counter()
         for _ in range(a.frames):
-            sim.step(torch.tensor([1]))
+            sim.step(act)
+        sync()
         out["step_ms"] = (time.perf_counter() - t) / a.frames * 1000
     if a.vector:
         out["vector_step_ms"] = vector_step_ms(a)
@@ -104,11 +110,13 @@ def vector_step_ms(a: argparse.Namespace) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("trees", nargs=2, help="two directories, each holding a worldsim package")
+    p.add_argument("trees", nargs="+", help="two or more directories, each holding a worldsim package")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--frames", type=int, default=20, help="generated frames timed per round (CPU)")
+    p.add_argument("--frames", type=int, default=20, help="Simulator steps timed per round")
+    p.add_argument("--sim-batch", type=int, default=1, help="episodes per Simulator step; 0: no Simulator timing")
+    p.add_argument("--dtype", default="float32", help="the Simulator's dtype (float32, bfloat16)")
     p.add_argument("--train-config", default="small")
     p.add_argument("--train-window", type=int, default=32, help="0: the config's schedule at --train-at-step")
     p.add_argument("--train-batch", type=int, default=2, help="windows per step; 0: the config's")
@@ -126,6 +134,8 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(a)))
         return
+    if len(a.trees) < 2:
+        raise SystemExit("give at least two trees to compare")
     trees = [str(Path(t).resolve()) for t in a.trees]
     for t in trees:
         if not (Path(t) / "worldsim" / "__init__.py").is_file():
@@ -152,7 +162,8 @@ def main() -> None:
     print("|---|" + "---:|" * len(keys))
     for t in trees:
         print(f"| {t} | " + " | ".join(f"{med[t][k]:.1f}" for k in keys) + " |")
-    print("| second / first | " + " | ".join(f"{med[trees[1]][k] / med[trees[0]][k]:.3f}" for k in keys) + " |")
+    for t in trees[1:]:
+        print(f"| {Path(t).name or t} / first | " + " | ".join(f"{med[t][k] / med[trees[0]][k]:.3f}" for k in keys) + " |")
     if a.out:
         import torch
 

@@ -178,3 +178,23 @@ def test_commit_in_sampler_comes_from_the_checkpoint_unless_overridden(tiny_chec
     shipped = {**config, "sampling": {**config["sampling"], "commit_in_sampler": True}}
     assert Simulator.for_checkpoint(model, shipped, device="cpu").commit_in_sampler is True
     assert Simulator.for_checkpoint(model, shipped, device="cpu", commit_in_sampler=False).commit_in_sampler is False
+
+
+def test_a_bfloat16_memory_holds_keys_in_bfloat16_and_changes_no_frame(tiny_checkpoint, one_thread):
+    """A bfloat16 simulator keeps its attention keys/values (and conv tails) in bfloat16, as
+    attention reads them, and its SSM states in float32; the frames equal those from a float32 memory."""
+    model, config = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 6, 16, 16, 3), dtype=torch.uint8, generator=g)
+    actions = torch.randint(0, 6, (2, 5), generator=g)
+    steps = {}
+    for memory in ("bfloat16", "float32"):
+        sim = Simulator.for_checkpoint(model, config, device="cpu", dtype="bfloat16")
+        sim.reset(frames, actions, seeds=[1, 2])
+        dtypes = {name: x.dtype for layer in sim.cache.layers for name, x in layer.items()}
+        assert dtypes["k"] == dtypes["v"] == dtypes["conv"] == torch.bfloat16 and dtypes["ssm"] == torch.float32
+        if memory == "float32":
+            sim.cache = sim.cache.map(lambda x: x.float() if x.is_floating_point() else x)
+        steps[memory] = [sim.step(torch.tensor([1, 4]))[0] for _ in range(3)]
+    for a, b in zip(steps["bfloat16"], steps["float32"]):
+        assert torch.equal(a, b)

@@ -12,7 +12,8 @@ noise generator per batch element:
     sim.get_state() / sim.set_state()   copy the whole simulator state (branching, planning)
 
 Each batch element draws its noise from its own CPU generator, seeded at reset, so a batch of N
-generates the same frames as N single simulators given the same seeds and actions.
+generates the same frames as N single simulators given the same seeds and actions
+(`worldsim.episode_noise`: the next step's noise is drawn while the GPU runs this one).
 
 On a CUDA device (`cuda_graph`, on there by default), a step after the first of an episode replays
 a CUDA graph of the whole step (`worldsim.step_graph`), the same frames without thousands of kernel
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor
 
 from worldsim.diffusion import PendingCommit, prev_actions, sample_next_frame, to_model_space, to_uint8
+from worldsim.episode_noise import EpisodeNoise
 from worldsim.model import LSSVWM, InferenceCache
 from worldsim.step_graph import StepGraph
 
@@ -109,9 +111,11 @@ class Simulator:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-        # Weights, inputs and memory stay float32; a lower `dtype` runs the matmuls under autocast,
-        # as training does (the model's own float32 parts, e.g. its noise-level embedding and the
-        # SSD scan, cannot run on weights cast to bfloat16).
+        # Weights, inputs and SSM states stay float32; a lower `dtype` runs the matmuls under
+        # autocast, as training does (the model's own float32 parts, e.g. its noise-level embedding
+        # and the SSD scan, cannot run on weights cast to bfloat16). The memory's attention keys and
+        # values and conv tails are kept in `dtype`: attention reads them in it anyway, and a step
+        # then moves half the bytes.
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
@@ -125,7 +129,7 @@ class Simulator:
         self._cache: InferenceCache | None = None  # the memory of the frames so far but `pending`
         self.pending: PendingCommit | None = None  # the latest generated frame, until the next step commits it
         self.frames: Tensor | None = None
-        self.generators: list[torch.Generator] = []
+        self.noise: EpisodeNoise | None = None  # each element's noise generator, from reset()
         self.last_step_seconds = 0.0
 
     @classmethod
@@ -196,6 +200,8 @@ class Simulator:
         """Memory after real frames uint8 [B, T, H, W, 3], produced by `produced` [B, T], committed
         clean (noise level 0) after `cache`."""
         produced = produced.to(self.device)
+        if cache is None:
+            cache = self.model.init_cache(frames.shape[0], self.device, self.dtype)
         for s in range(0, frames.shape[1], self.prefill_segment):
             x = to_model_space(frames[:, s:s + self.prefill_segment].to(self.device))
             levels = torch.zeros(x.shape[:2], device=self.device)
@@ -237,7 +243,7 @@ class Simulator:
             frames = torch.as_tensor(frames)
             self.cache, self.frames = self.prefill(frames, actions), frames[:, -1].clone()
         seeds = list(range(len(frames))) if seeds is None else list(seeds)
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.noise = EpisodeNoise(seeds, self._frame_shape)
         return self.frames
 
     @torch.no_grad()
@@ -253,20 +259,18 @@ class Simulator:
             self.cache.put(index, self._commit(frames, produced, cache=None))
         else:
             n, T = frames.shape[:2]
-            head = self._commit(frames[:, :-1], produced[:, :-1], None) if T > 1 else self.model.init_cache(n, self.device)
+            head = self._commit(frames[:, :-1], produced[:, :-1], None) if T > 1 else self.model.init_cache(n, self.device, self.dtype)
             self._cache.put(index, head)
             last = PendingCommit(to_model_space(frames[:, -1:].to(self.device)), torch.zeros(n, 1, device=self.device),
                                  produced[:, -1:].to(self.device))
             self.pending = self.pending.put(index, last)
         self.frames = self.frames.clone()  # step() returned the old tensor: callers keep their frames
         self.frames[index] = frames[:, -1]
-        for i, s in zip(index, seeds):
-            self.generators[i] = torch.Generator().manual_seed(int(s))
+        self.noise.reseed(index, seeds)
 
-    def _noise(self, n_draws: int) -> Tensor:
-        c, s = self.cfg.channels, self.cfg.image_size
-        draws = [torch.randn(n_draws, c, s, s, generator=g) for g in self.generators]
-        return torch.stack(draws, 1).to(self.device)  # [n_draws, B, C, H, W]
+    @property
+    def _frame_shape(self) -> tuple[int, int, int]:
+        return self.cfg.channels, self.cfg.image_size, self.cfg.image_size
 
     @torch.no_grad()
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -278,7 +282,7 @@ class Simulator:
         actions = torch.as_tensor(actions).to(self.device)
         if actions.is_floating_point():
             actions = actions.float()
-        noise = self._noise(2)
+        noise = self.noise.next(self.device)  # [2, B, C, H, W]: the sampler's start, the commit's
         if self._graphable():
             x0, reward, term = self._graph_step(actions, noise)
         else:
@@ -286,6 +290,7 @@ class Simulator:
                 x0, reward, term, self._cache, self.pending = sample_next_frame(
                     self.model, self._cache, actions, noise[0], self.sampling_steps, self.context_noise, noise[1],
                     self.commit_in_sampler, self.pending)
+        self.noise.draw_ahead()  # on a GPU, the host draws the next step's noise while this one runs
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
         return self.frames, reward.float().cpu(), (term.float() > 0).cpu()
@@ -311,15 +316,13 @@ class Simulator:
 
     def get_state(self) -> SimulatorState:
         pending = None if self.pending is None else self.pending.clone()
-        return SimulatorState(self._cache.snapshot(), pending, self.frames.clone(), [g.get_state() for g in self.generators])
+        return SimulatorState(self._cache.snapshot(), pending, self.frames.clone(), self.noise.rng_states())
 
     def set_state(self, state: SimulatorState) -> None:
         self.cache = state.cache.snapshot()
         self.pending = None if state.pending is None else state.pending.clone()
         self.frames = state.frames.clone()
-        self.generators = [torch.Generator() for _ in state.rng]
-        for g, s in zip(self.generators, state.rng):
-            g.set_state(s)
+        self.noise = EpisodeNoise.from_states(state.rng, self._frame_shape)
 
     def memory_bytes(self) -> int:
         """Bytes of the memory, the pending frame included."""

@@ -101,8 +101,8 @@ class FrameLocalAttention(nn.Module):
         W = self.window
         order = state["time"].argsort(dim=1)  # [B, W]: the ring's slots, oldest frame first
         ring = lambda x: torch.take_along_dim(x, order[:, :, None, None, None], dim=1)  # noqa: E731
-        k_run = torch.cat([ring(state["k"]).to(k.dtype), k], dim=1)  # [B, W + T, N, H, d]
-        v_run = torch.cat([ring(state["v"]).to(v.dtype), v], dim=1)
+        k_run = torch.cat([ring(state["k"]), k.to(state["k"].dtype)], dim=1)  # [B, W + T, N, H, d]
+        v_run = torch.cat([ring(state["v"]), v.to(state["v"].dtype)], dim=1)
         t_run = torch.cat([state["time"].gather(1, order), time], dim=1)  # [B, W + T]
         windows = lambda x: rearrange(x.unfold(1, W + 1, 1), "b t n h d w -> (b t) h (w n) d")  # noqa: E731
         filled = t_run.unfold(1, W + 1, 1) >= 0  # [B, T, W + 1]; the last key frame is the query's own
@@ -119,8 +119,9 @@ class FrameLocalAttention(nn.Module):
         built from frame indices (so a ring in any slot order or a growing cache both work); the
         chunks keep the (queries x keys) mask bounded. Returns [B, T, N, H, d]."""
         B, T, N = q.shape[:3]
-        k_all = torch.cat([state["k"].to(k.dtype), k], dim=1)  # [B, F + T, N, H, d]
-        v_all = torch.cat([state["v"].to(v.dtype), v], dim=1)
+        # in the memory's dtype: a bfloat16 simulator keeps its keys so, as attention reads them
+        k_all = torch.cat([state["k"], k.to(state["k"].dtype)], dim=1)  # [B, F + T, N, H, d]
+        v_all = torch.cat([state["v"], v.to(state["v"].dtype)], dim=1)
         time_all = torch.cat([state["time"], time], dim=1)  # [B, F + T], -1 = empty slot
         past = state["time"].shape[1]
         outs = []
