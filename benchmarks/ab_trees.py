@@ -9,10 +9,10 @@
 Each tree is a directory holding a `worldsim` package (and `envs`, for --vector). Every round runs
 one child process per tree (in turn, so load from other jobs falls on all alike); the child
 imports that tree's worldsim and measures (1) ms per step of the shipped checkpoint's Simulator at
-batch --sim-batch (1: the env's case; on CUDA with its default CUDA graph), (2) with --vector, ms per step of `gym.make_vec("LSSVWM-v0",
-num_envs=N, max_episode_steps=E)` with the envs' episodes staggered so that N/E of them restart
-each step (an RL agent's case), and (3) ms per training step of `--train-config` on a fixed
-batch, after `--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
+batch --sim-batch in --dtype (batch 1: the env's case; on CUDA with its default CUDA graph), (2)
+with --vector, ms per step of `gym.make_vec("LSSVWM-v0", num_envs=N, max_episode_steps=E)` with
+the envs' episodes staggered so that N/E of them restart each step (an RL agent's case), and (3)
+ms per training step of `--train-config` on a fixed batch, after `--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
 (measured: the tree run first took 7x as long per step), so each tree first runs once untimed.
 Prints medians and each tree's ratio to the first; JSON with --out.
 """
@@ -163,7 +163,8 @@ def main() -> None:
     for t in trees:
         print(f"| {t} | " + " | ".join(f"{med[t][k]:.1f}" for k in keys) + " |")
     for t in trees[1:]:
-        print(f"| {Path(t).name or t} / first | " + " | ".join(f"{med[t][k] / med[trees[0]][k]:.3f}" for k in keys) + " |")
+        ratios = " | ".join(f"{med[t][k] / med[trees[0]][k]:.3f}" for k in keys)
+        print(f"| {Path(t).name or t} / first | {ratios} |")
     if a.out:
         import torch
 

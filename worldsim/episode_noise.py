@@ -8,9 +8,9 @@ nor on the device.
 Drawing is serial host work: 19 ms for 256 episodes on an H100's host, beside 62 ms of GPU work in
 a bfloat16 step (BENCHMARKS.md, "Batched generation on the H100"), and the GPU waited for it. So
 the simulator asks for the next step's noise right after it has launched this step's GPU work, and
-the host draws while the GPU computes.
-Drawn ahead or not, each generator yields the same numbers in the same order; `rng_states()`
-reports the generators as they stood before the draw ahead, so a saved state resumes exactly.
+the host draws while the GPU computes. Drawn ahead or not, each generator yields the same numbers
+in the same order; `rng_states()` reports the generators as they stood before the draw ahead, so a
+saved state resumes exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class EpisodeNoise:
         self.frame_shape, self.draws = tuple(frame_shape), draws
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self._ahead: Tensor | None = None  # [B, draws, *frame_shape]: the next step's noise
-        self._states_before: list[Tensor] = []  # the generators' states before `_ahead` was drawn
+        self._states_before: list[Tensor | None] = []  # the generators' states before `_ahead` was drawn
 
     @classmethod
     def from_states(cls, states: list[Tensor], frame_shape: tuple[int, ...], draws: int = 2) -> "EpisodeNoise":

@@ -259,7 +259,10 @@ class Simulator:
             self.cache.put(index, self._commit(frames, produced, cache=None))
         else:
             n, T = frames.shape[:2]
-            head = self._commit(frames[:, :-1], produced[:, :-1], None) if T > 1 else self.model.init_cache(n, self.device, self.dtype)
+            if T > 1:
+                head = self._commit(frames[:, :-1], produced[:, :-1], None)
+            else:
+                head = self.model.init_cache(n, self.device, self.dtype)
             self._cache.put(index, head)
             last = PendingCommit(to_model_space(frames[:, -1:].to(self.device)), torch.zeros(n, 1, device=self.device),
                                  produced[:, -1:].to(self.device))
