@@ -30,6 +30,13 @@ def alpha_sigma(tau: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cos(0.5 * math.pi * tau), torch.sin(0.5 * math.pi * tau)
 
 
+def predict_x0(z: Tensor, v: Tensor, tau: Tensor) -> Tensor:
+    """The clean frames a v-prediction implies, clamped to [-1, 1]: x0 = alpha z - sigma v.
+    z, v [B, T, C, H, W]; tau [B, T]."""
+    a, s = alpha_sigma(tau[..., None, None, None])
+    return (a * z - s * v).clamp(-1, 1)
+
+
 def to_model_space(frames: Tensor) -> Tensor:
     """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
     return frames.movedim(-1, -3).float() / 127.5 - 1.0
@@ -168,8 +175,8 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
         if i == commit_pass:
             committed = out.cache  # later passes still read the memory without the new frame
         v = out.prediction[:, -1:]
+        x0 = predict_x0(z, v, tau)
         a, s = alpha_sigma(tau[..., None, None, None])
-        x0 = (a * z - s * v).clamp(-1, 1)
         eps = s * z + a * v
         a2, s2 = alpha_sigma(taus[i + 1])
         z = a2 * x0 + s2 * eps

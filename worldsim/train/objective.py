@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldsim.diffusion import (ObjectiveConfig, add_noise, alpha_sigma, diffusion_loss, prev_actions,
+from worldsim.diffusion import (ObjectiveConfig, add_noise, diffusion_loss, predict_x0, prev_actions,
                                 sample_noise_levels, to_model_space)
 from worldsim.model import InferenceCache, LSSVWM
 
@@ -115,9 +115,7 @@ def own_context(model: LSSVWM, w: PreparedWindow, chosen: Tensor, level: float,
     x0 = w.x0[rows]
     tau = torch.full(x0.shape[:2], level, device=x0.device)
     z = add_noise(x0, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
-    v = model(z, tau, w.produced[rows]).prediction.float()
-    a, s = (c[..., None, None, None] for c in alpha_sigma(tau))
-    estimate = (a * z - s * v).clamp(-1, 1)
+    estimate = predict_x0(z, model(z, tau, w.produced[rows]).prediction.float(), tau)
     committed = add_noise(estimate, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
     prefix = w.loss_mask[rows] == 0  # [b, T]
     new_z, new_tau = w.z.clone(), w.tau.clone()
