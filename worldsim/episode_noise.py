@@ -20,15 +20,18 @@ from torch import Tensor
 
 
 class EpisodeNoise:
-    def __init__(self, seeds: list[int], frame_shape: tuple[int, ...], draws: int = 2):
-        self.frame_shape, self.draws = tuple(frame_shape), draws
+    def __init__(self, seeds: list[int], frame_shape: tuple[int, ...], draws: int = 2, pin_memory: bool = False):
+        """pin_memory: draw into pinned host memory, for a CUDA device (its copy then runs without
+        the host waiting on it)."""
+        self.frame_shape, self.draws, self.pin_memory = tuple(frame_shape), draws, pin_memory
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self._ahead: Tensor | None = None  # [B, draws, *frame_shape]: the next step's noise
         self._states_before: list[Tensor | None] = []  # the generators' states before `_ahead` was drawn
 
     @classmethod
-    def from_states(cls, states: list[Tensor], frame_shape: tuple[int, ...], draws: int = 2) -> "EpisodeNoise":
-        noise = cls([0] * len(states), frame_shape, draws)
+    def from_states(cls, states: list[Tensor], frame_shape: tuple[int, ...], draws: int = 2,
+                    pin_memory: bool = False) -> "EpisodeNoise":
+        noise = cls([0] * len(states), frame_shape, draws, pin_memory)
         for g, s in zip(noise.generators, states):
             g.set_state(s)
         return noise
@@ -43,7 +46,7 @@ class EpisodeNoise:
     def draw_ahead(self) -> None:
         """Draw the next step's noise now (a no-op when it is already drawn)."""
         if self._ahead is None:
-            self._ahead = torch.empty(len(self), self.draws, *self.frame_shape)
+            self._ahead = torch.empty(len(self), self.draws, *self.frame_shape, pin_memory=self.pin_memory)
             self._states_before = [None] * len(self)
             for i in range(len(self)):
                 self._draw_into(i)
@@ -52,7 +55,7 @@ class EpisodeNoise:
         """This step's noise [draws, B, *frame_shape] on `device`."""
         self.draw_ahead()
         noise, self._ahead = self._ahead, None
-        return noise.to(device).transpose(0, 1).contiguous()
+        return noise.to(device, non_blocking=self.pin_memory).transpose(0, 1).contiguous()
 
     def reseed(self, index: list[int], seeds: list[int]) -> None:
         """Restart the generators of episodes `index` from `seeds` (their noise drawn ahead with them)."""

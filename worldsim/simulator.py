@@ -243,7 +243,7 @@ class Simulator:
             frames = torch.as_tensor(frames)
             self.cache, self.frames = self.prefill(frames, actions), frames[:, -1].clone()
         seeds = list(range(len(frames))) if seeds is None else list(seeds)
-        self.noise = EpisodeNoise(seeds, self._frame_shape)
+        self.noise = EpisodeNoise(seeds, self._frame_shape, pin_memory=self.device.type == "cuda")
         return self.frames
 
     @torch.no_grad()
@@ -325,7 +325,7 @@ class Simulator:
         self.cache = state.cache.snapshot()
         self.pending = None if state.pending is None else state.pending.clone()
         self.frames = state.frames.clone()
-        self.noise = EpisodeNoise.from_states(state.rng, self._frame_shape)
+        self.noise = EpisodeNoise.from_states(state.rng, self._frame_shape, pin_memory=self.device.type == "cuda")
 
     def memory_bytes(self) -> int:
         """Bytes of the memory, the pending frame included."""
