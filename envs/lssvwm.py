@@ -59,7 +59,7 @@ The TimeLimit wrapper's step count is not part of the state.
 import gymnasium as gym, worldsim
 env = gym.make("LSSVWM-v0", checkpoint="maze", device="auto", sampling_steps=None,
                dtype="float32", context_noise=None, commit_in_sampler=None, cuda_graph=None,
-               render_mode=None)
+               compile=False, render_mode=None)
 ```
 * `checkpoint`: a checkpoint directory, a training run directory, or a shipped name (default "maze").
 * `device`: "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
@@ -69,6 +69,7 @@ env = gym.make("LSSVWM-v0", checkpoint="maze", device="auto", sampling_steps=Non
 * `cuda_graph`: replay each step from a CUDA graph (`worldsim.step_graph`): on a GPU one launch
   instead of thousands of small kernels (None, the default: on when the device is CUDA). The
   memory then lives in fixed buffers updated in place; `get_state()` copies it as always.
+* `compile`: `torch.compile` the model for generation steps (`Simulator` explains when it pays).
 * `render_mode`: "rgb_array" (the frame) or "human" (an upscaled pygame window).
 
 Vectorised: `gym.make_vec("LSSVWM-v0", num_envs=N)` generates all N envs as one batch (envs/lssvwm_vector.py).
@@ -92,11 +93,11 @@ WINDOW_PIXELS = 512  # "human" render mode: frames are upscaled to about this si
 
 
 def make_simulator(checkpoint, device, sampling_steps, dtype, context_noise,
-                   commit_in_sampler=None, cuda_graph=None) -> tuple[Simulator, dict]:
+                   commit_in_sampler=None, cuda_graph=None, compile=False) -> tuple[Simulator, dict]:
     """The simulator of a checkpoint with the checkpoint's sampler settings unless overridden."""
     model, config = load_model(checkpoint, device="cpu")
     return Simulator.for_checkpoint(model, config, sampling_steps, context_noise, device, dtype, commit_in_sampler,
-                                    cuda_graph), config
+                                    cuda_graph, compile), config
 
 
 def draw_seeds(np_random: np.random.Generator, seed: int | None, from_source: bool) -> tuple[int | None, int]:
@@ -153,11 +154,12 @@ class LSSVWMEnv(gym.Env):
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                  sampling_steps: int | None = None, dtype: str = "float32", context_noise: float | None = None,
-                 commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, render_mode: str | None = None):
+                 commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, compile: bool = False,
+                 render_mode: str | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.simulator, self.config = make_simulator(checkpoint, device, sampling_steps, dtype, context_noise,
-                                                     commit_in_sampler, cuda_graph)
+                                                     commit_in_sampler, cuda_graph, compile)
         cfg = self.simulator.cfg
         self.source = SourceEnv(self.config.get("source", {}), cfg.image_size)
         self.observation_space = spaces.Box(0, 255, (cfg.image_size, cfg.image_size, cfg.channels), np.uint8)

@@ -5,7 +5,7 @@ import json
 import imageio.v3 as iio
 import pytest
 
-from worldsim import cli
+from worldsim import cli, simulator
 from worldsim.step_graph import StepGraph
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -86,3 +86,14 @@ def test_cuda_graph_option_reaches_the_simulator(tiny_checkpoint, tmp_path, monk
         assert run(tiny_checkpoint, "--steps", 6, "--policy", "random", *flag, "--out", out) == 0
         videos.append(iio.imread(out))
     assert len(replays) == 6 - 1 and (videos[0] == videos[1]).all()
+
+
+def test_compile_option_reaches_the_simulator(tiny_checkpoint, tmp_path, monkeypatch):
+    """--compile: the simulator compiles its step model (torch.compile recorded here, not run: a
+    compiled step's frames are tests/test_simulator.py's)."""
+    calls = []
+    monkeypatch.setattr(simulator.torch, "compile", lambda model, **kw: calls.append(kw) or model)
+    assert run(tiny_checkpoint, "--steps", 2, "--policy", "random", "--out", tmp_path / "plain.mp4") == 0
+    assert calls == []
+    assert run(tiny_checkpoint, "--steps", 2, "--policy", "random", "--compile", "--out", tmp_path / "c.mp4") == 0
+    assert calls == [{"dynamic": False}]

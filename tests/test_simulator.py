@@ -198,3 +198,21 @@ def test_a_bfloat16_memory_holds_keys_in_bfloat16_and_changes_no_frame(tiny_chec
         steps[memory] = [sim.step(torch.tensor([1, 4]))[0] for _ in range(3)]
     for a, b in zip(steps["bfloat16"], steps["float32"]):
         assert torch.equal(a, b)
+
+
+def test_a_compiled_simulator_generates_the_plain_frames(tiny_checkpoint, one_thread):
+    """`compile` runs the sampler's passes through torch.compile: the same episode from the same
+    context, seeds and actions gives the plain simulator's frames (to a grey level: the compiler
+    fuses float ops in another order), with the compiled model in the step and only there."""
+    model, config = load_model(tiny_checkpoint)
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=g)
+    actions = torch.randint(0, 6, (2, 2), generator=g)
+    episodes = {}
+    for compile in (False, True):
+        sim = Simulator.for_checkpoint(model, config, device="cpu", compile=compile)
+        assert (sim.step_model is sim.model) != compile and sim.model is model
+        sim.reset(frames, actions, seeds=[1, 2])
+        episodes[compile] = torch.stack([sim.step(torch.tensor([i % 6, 5 - i % 6]))[0] for i in range(3)])
+    diff = (episodes[True].int() - episodes[False].int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01, (diff.max(), (diff > 0).float().mean())

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.lssvwm_vector import LSSVWMVectorEnv
@@ -41,6 +42,15 @@ def test_make_vec_uses_the_batched_vector_entry_point(make_vec):
         np.testing.assert_array_equal(info["frame_index"], [2, 2, 2])
         assert info["_frame_index"].all()
         envs.close()
+
+
+def test_compile_reaches_the_batched_simulator(make_vec):
+    """compile=True: the vector env's simulator steps through torch.compile's wrapper of its model
+    (built lazily: nothing is compiled until a step runs)."""
+    sim = make_vec(compile=True).unwrapped.simulator
+    assert isinstance(sim.step_model, torch._dynamo.eval_frame.OptimizedModule) and sim.step_model._orig_mod is sim.model
+    plain = make_vec().unwrapped.simulator
+    assert plain.step_model is plain.model
 
 
 def test_vector_env_equals_single_envs(make_vec, make):

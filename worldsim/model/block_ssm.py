@@ -74,7 +74,9 @@ class BlockSSM(nn.Module):
         z, xbc, dt = self.in_proj(seq).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
 
         conv_in = torch.cat([state["conv"].flatten(0, 1).to(xbc.dtype), xbc], dim=1)  # prepend the carried tail
-        new_conv = conv_in[:, split:split + self.d_conv - 1]  # the last d_conv - 1 inputs of the committed tokens
+        # the last d_conv - 1 inputs of the committed tokens; contiguous, as every state this layer
+        # returns, so a compiled step sees one memory layout whatever pass formed it
+        new_conv = conv_in[:, split:split + self.d_conv - 1].contiguous()
         xbc = F.silu(self.conv(conv_in.transpose(1, 2)).transpose(1, 2))  # causal: valid conv over tail + new
         xs, Bm, Cm = xbc.split([self.d_inner, self.d_state, self.d_state], dim=-1)
 

@@ -76,7 +76,7 @@ def _scan_chunks(xdt: Tensor, a: Tensor, B: Tensor, C: Tensor, state: Tensor,
         decay_across = torch.exp(segsum(F.pad(a_cs[..., -1], (1, 0))))  # [b, h, c+1, c+1]
         states = decay_across @ states  # [b, h, c+1, p*n]: entering each chunk, then leaving the last
         states_in = states[:, :, :-1]
-        final = rearrange(states[:, :, -1], "b h (p n) -> b h p n", n=n) if final_state else None
+        final = rearrange(states[:, :, -1], "b h (p n) -> b h p n", n=n).contiguous() if final_state else None
 
     # 4. What the entering state contributes to each step: C_i . state, decayed to step i.
     states_in = rearrange(states_in, "b (g r) c (p n) -> b c g n (r p)", g=g, n=n)
