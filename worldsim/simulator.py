@@ -22,8 +22,8 @@ then lives in that graph's buffers and later steps overwrite it in place: keep `
 `cache.snapshot()` copies, not references.
 
 With `compile`, the model's forward in a step's sampler passes runs through `torch.compile`, which
-fuses the step's many small elementwise kernels and copies: 1.33x the frames/s at 256 episodes on an
-H100 in bfloat16 (5,387 frames/s), after about two minutes of compiling at the first steps
+fuses the step's many small elementwise kernels and copies: 1.34x the frames/s at 256 episodes on an
+H100 in bfloat16 (5,357 frames/s), after about two minutes of compiling at the first steps
 (BENCHMARKS.md, "Batched generation on the H100"). Off by default: it pays for long batched rollouts,
 not for play. Prefill and the other commits run the plain model, so context lengths never recompile.
 """

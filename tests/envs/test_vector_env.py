@@ -48,7 +48,8 @@ def test_compile_reaches_the_batched_simulator(make_vec):
     """compile=True: the vector env's simulator steps through torch.compile's wrapper of its model
     (built lazily: nothing is compiled until a step runs)."""
     sim = make_vec(compile=True).unwrapped.simulator
-    assert isinstance(sim.step_model, torch._dynamo.eval_frame.OptimizedModule) and sim.step_model._orig_mod is sim.model
+    assert isinstance(sim.step_model, torch._dynamo.eval_frame.OptimizedModule)
+    assert sim.step_model._orig_mod is sim.model
     plain = make_vec().unwrapped.simulator
     assert plain.step_model is plain.model
 
