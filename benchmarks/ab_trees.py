@@ -12,8 +12,9 @@ imports that tree's worldsim and measures (1) ms per step of the shipped checkpo
 batch --sim-batch in --dtype (batch 1: the env's case; on CUDA with its default CUDA graph), (2)
 with --vector, ms per step of `gym.make_vec("LSSVWM-v0", num_envs=N, max_episode_steps=E)` with
 the envs' episodes staggered so that N/E of them restart each step (an RL agent's case), and (3)
-ms per training step of `--train-config` on a fixed batch, after `--warmup` steps. On CUDA the first process on a machine compiles and tunes the Triton kernels
-(measured: the tree run first took 7x as long per step), so each tree first runs once untimed.
+ms per training step of `--train-config` on a fixed batch, after `--warmup` steps. On CUDA the
+first process on a machine compiles and tunes the Triton kernels (measured: the tree run first took
+7x as long per step), so each tree first runs once untimed.
 Prints medians and each tree's ratio to the first; JSON with --out.
 """
 

@@ -13,7 +13,7 @@ def by_hand(seed: int, steps: int) -> list[torch.Tensor]:
 
 def test_each_episode_draws_from_its_own_seed_in_order():
     noise = EpisodeNoise([5, 7], SHAPE)
-    steps = [noise.next(torch.device("cpu")) for _ in range(3)]
+    steps = [noise.next() for _ in range(3)]
     assert steps[0].shape == (2, 2, *SHAPE)
     for b, seed in enumerate([5, 7]):
         for got, want in zip(steps, by_hand(seed, 3)):
@@ -22,22 +22,20 @@ def test_each_episode_draws_from_its_own_seed_in_order():
 
 def test_drawing_ahead_changes_no_number_and_reseeding_redraws_only_its_episodes():
     plain, ahead = EpisodeNoise([1, 2, 3], SHAPE), EpisodeNoise([1, 2, 3], SHAPE)
-    cpu = torch.device("cpu")
     for step in range(4):
         if step == 2:  # episode 1 restarts while `ahead` holds its next noise
             plain.reseed([1], [9])
             ahead.reseed([1], [9])
-        assert torch.equal(plain.next(cpu), ahead.next(cpu))
+        assert torch.equal(plain.next(), ahead.next())
         ahead.draw_ahead()
-    assert torch.equal(ahead.next(cpu)[:, 1], by_hand(9, 3)[2])
+    assert torch.equal(ahead.next()[:, 1], by_hand(9, 3)[2])
 
 
 def test_a_saved_state_resumes_at_the_step_not_drawn_yet():
     noise = EpisodeNoise([4, 6], SHAPE)
-    cpu = torch.device("cpu")
-    noise.next(cpu)
+    noise.next()
     noise.draw_ahead()
     resumed = EpisodeNoise.from_states(noise.rng_states(), SHAPE)
-    expected = noise.next(cpu)
-    assert torch.equal(resumed.next(cpu), expected)
+    expected = noise.next()
+    assert torch.equal(resumed.next(), expected)
     assert torch.equal(expected[:, 0], by_hand(4, 2)[1])

@@ -20,18 +20,19 @@ from torch import Tensor
 
 
 class EpisodeNoise:
-    def __init__(self, seeds: list[int], frame_shape: tuple[int, ...], draws: int = 2, pin_memory: bool = False):
-        """pin_memory: draw into pinned host memory, for a CUDA device (its copy then runs without
-        the host waiting on it)."""
-        self.frame_shape, self.draws, self.pin_memory = tuple(frame_shape), draws, pin_memory
+    def __init__(self, seeds: list[int], frame_shape: tuple[int, ...], draws: int = 2, device="cpu"):
+        """`device`: where `next()` delivers the noise. For a CUDA device it is drawn into pinned host
+        memory, so its copy runs without the host waiting on it."""
+        self.frame_shape, self.draws, self.device = tuple(frame_shape), draws, torch.device(device)
+        self.pin_memory = self.device.type == "cuda"
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         self._ahead: Tensor | None = None  # [B, draws, *frame_shape]: the next step's noise
         self._states_before: list[Tensor | None] = []  # the generators' states before `_ahead` was drawn
 
     @classmethod
     def from_states(cls, states: list[Tensor], frame_shape: tuple[int, ...], draws: int = 2,
-                    pin_memory: bool = False) -> "EpisodeNoise":
-        noise = cls([0] * len(states), frame_shape, draws, pin_memory)
+                    device="cpu") -> "EpisodeNoise":
+        noise = cls([0] * len(states), frame_shape, draws, device)
         for g, s in zip(noise.generators, states):
             g.set_state(s)
         return noise
@@ -51,11 +52,11 @@ class EpisodeNoise:
             for i in range(len(self)):
                 self._draw_into(i)
 
-    def next(self, device: torch.device) -> Tensor:
-        """This step's noise [draws, B, *frame_shape] on `device`."""
+    def next(self) -> Tensor:
+        """This step's noise [draws, B, *frame_shape] on the device."""
         self.draw_ahead()
         noise, self._ahead = self._ahead, None
-        return noise.to(device, non_blocking=self.pin_memory).transpose(0, 1).contiguous()
+        return noise.to(self.device, non_blocking=self.pin_memory).transpose(0, 1).contiguous()
 
     def reseed(self, index: list[int], seeds: list[int]) -> None:
         """Restart the generators of episodes `index` from `seeds` (their noise drawn ahead with them)."""

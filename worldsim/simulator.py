@@ -257,7 +257,7 @@ class Simulator:
             frames = torch.as_tensor(frames)
             self.cache, self.frames = self.prefill(frames, actions), frames[:, -1].clone()
         seeds = list(range(len(frames))) if seeds is None else list(seeds)
-        self.noise = EpisodeNoise(seeds, self._frame_shape, pin_memory=self.device.type == "cuda")
+        self.noise = EpisodeNoise(seeds, self._frame_shape, device=self.device)
         return self.frames
 
     @torch.no_grad()
@@ -299,7 +299,7 @@ class Simulator:
         actions = torch.as_tensor(actions).to(self.device)
         if actions.is_floating_point():
             actions = actions.float()
-        noise = self.noise.next(self.device)  # [2, B, C, H, W]: the sampler's start, the commit's
+        noise = self.noise.next()  # [2, B, C, H, W]: the sampler's start, the commit's
         if self._graphable():
             x0, reward, term = self._graph_step(actions, noise)
         else:
@@ -339,7 +339,7 @@ class Simulator:
         self.cache = state.cache.snapshot()
         self.pending = None if state.pending is None else state.pending.clone()
         self.frames = state.frames.clone()
-        self.noise = EpisodeNoise.from_states(state.rng, self._frame_shape, pin_memory=self.device.type == "cuda")
+        self.noise = EpisodeNoise.from_states(state.rng, self._frame_shape, device=self.device)
 
     def memory_bytes(self) -> int:
         """Bytes of the memory, the pending frame included."""
