@@ -2,13 +2,17 @@
 
     python benchmarks/bench_env.py --config small --frames 1000 --devices cpu --num-envs 1,16 --out env.json
     python benchmarks/bench_env.py --checkpoint maze --frames 10000 --devices cuda --num-envs 1,16,64,256
+    python benchmarks/bench_env.py --checkpoint maze --sections throughput --devices cuda --num-envs 256 \
+        --dtype bfloat16 --compile --warmup-steps 3
 
 What it measures, through the public envs (gym.make / gym.make_vec), in one run:
   * latency: one LSSVWM-v0 env stepped to frame N, with snapshots (get_state) at frame ~100 and N;
     then, in alternating rounds restored from them, the median wall time of a step (sampler passes +
     commit, results back on the CPU) right after frame ~100 and right after frame N, their ratio
     late/early (flat cost per frame: ~1.0), and the simulator's memory at both;
-  * throughput: generated frames/s of LSSVWMVectorEnv for each --num-envs (one batch, one device).
+  * throughput: generated frames/s of LSSVWMVectorEnv for each --num-envs (one batch, one device),
+    and of its Simulator stepped directly, in alternating rounds: the env's own cost per step
+    (checking N actions, copying observations, episode bookkeeping) is the difference.
 
 Weights: --checkpoint (a path or shipped name), else a random-init model of --config (tiny by
 default) saved to a temporary checkpoint with the built-in maze as its source. Random weights cost
@@ -85,19 +89,34 @@ def latency(checkpoint: str, device: str, frames: int, early: int, sampling_step
     return result
 
 
-def throughput(checkpoint: str, device: str, num_envs: int, steps: int, sampling_steps: int | None) -> dict:
+def throughput(checkpoint: str, device: str, num_envs: int, steps: int, sampling_steps: int | None, dtype: str,
+               compile: bool, warmup: int) -> dict:
+    """Median time of a batched step through the vector env and through its Simulator alone, in
+    ROUNDS alternating rounds of `steps` steps each, after `warmup` env steps (allocations, kernel
+    selection, CUDA-graph capture, and with `compile` its first graphs)."""
     envs = gym.make_vec("LSSVWM-v0", num_envs=num_envs, checkpoint=checkpoint, device=device,
-                        sampling_steps=sampling_steps, max_episode_steps=None)
+                        sampling_steps=sampling_steps, dtype=dtype, compile=compile, max_episode_steps=None)
     envs.reset(seed=0)
-    actions = np.random.default_rng(0).integers(envs.single_action_space.n, size=(steps + 1, num_envs))
-    envs.step(actions[0])  # warm-up (allocations, kernel selection)
+    rng = np.random.default_rng(0)
     start = time.perf_counter()
-    for a in actions[1:]:
-        envs.step(a)
-    seconds = time.perf_counter() - start
+    for _ in range(warmup):
+        envs.step(envs.action_space.sample())
+    warmup_seconds = time.perf_counter() - start
+    times = {"env": [], "simulator": []}
+    step = {"env": envs.step, "simulator": lambda a: envs.unwrapped.simulator.step(torch.from_numpy(a))}
+    for _ in range(ROUNDS):
+        for mode in times:
+            for a in rng.integers(envs.single_action_space.n, size=(steps, num_envs)):
+                start = time.perf_counter()
+                step[mode](a)
+                times[mode].append(time.perf_counter() - start)
     envs.close()
-    return {"device": device, "num_envs": num_envs, "steps": steps,
-            "frames_per_second": num_envs * steps / seconds, "ms_per_batch_step": 1000 * seconds / steps}
+    env_ms, sim_ms = (1000 * statistics.median(times[m]) for m in ("env", "simulator"))
+    return {"device": device, "num_envs": num_envs, "dtype": dtype, "compile": compile, "steps": steps,
+            "rounds": ROUNDS, "warmup_steps": warmup, "warmup_seconds": warmup_seconds,
+            "frames_per_second": 1000 * num_envs / env_ms, "ms_per_batch_step": env_ms,
+            "simulator_frames_per_second": 1000 * num_envs / sim_ms, "simulator_ms_per_batch_step": sim_ms,
+            "env_over_simulator": env_ms / sim_ms}
 
 
 def main(argv=None) -> int:
@@ -110,8 +129,17 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu",
                         help="comma-separated devices (default: cpu, and cuda when available)")
     parser.add_argument("--num-envs", default="1,16,64,256", help="vector env sizes (default 1,16,64,256)")
-    parser.add_argument("--vector-steps", type=int, default=10, help="timed steps per vector size (default 10)")
+    parser.add_argument("--vector-steps", type=int, default=10,
+                        help="timed steps per vector size, mode and round (default 10)")
+    parser.add_argument("--warmup-steps", type=int, default=1,
+                        help="untimed vector env steps first (default 1; with --compile use 3: its graphs are "
+                             "compiled at the first two)")
     parser.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="the vector env's dtype (default float32; latency runs float32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the vector env's model (Simulator)")
+    parser.add_argument("--sections", default="latency,throughput",
+                        help="comma-separated: latency, throughput (default both)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's). On a shared machine use 1: OpenMP's "
                              "spin-waiting makes 2 threads on 2 busy cores many times slower")
@@ -122,6 +150,9 @@ def main(argv=None) -> int:
     if not 200 <= args.frames <= 10_000 or not 1 <= args.early < args.frames:
         parser.error("need 200 <= --frames <= 10000 and 1 <= --early < --frames")
     devices = [d for d in args.devices.split(",") if d]
+    sections = {s for s in args.sections.split(",") if s}
+    if not sections or sections - {"latency", "throughput"}:
+        parser.error(f"--sections takes latency and/or throughput, got {args.sections!r}")
     num_envs = [int(n) for n in args.num_envs.split(",") if n]
 
     machine = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "platform": platform.platform(),
@@ -142,23 +173,29 @@ def main(argv=None) -> int:
           f"{machine['load_average_1min_at_start']:.1f} at the start)\n", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or random_checkpoint(args.config, tmp)
-        print(f"| device | params | image | sampler steps | ms/frame @ ~{args.early} | ms/frame @ ~{args.frames} | "
-              f"late/early | memory @ {args.early} | memory @ {args.frames} |\n|---|---|---|---|---|---|---|---|---|")
-        for device in devices:
+        if "latency" in sections:
+            print(f"| device | params | image | sampler steps | ms/frame @ ~{args.early} | ms/frame @ ~{args.frames} | "
+                  f"late/early | memory @ {args.early} | memory @ {args.frames} |\n|---|---|---|---|---|---|---|---|---|")
+        for device in devices if "latency" in sections else []:
             r = latency(checkpoint, device, args.frames, args.early, args.sampling_steps)
             runs["latency"].append(r)
             save()
             print(f"| {r['device']} | {r['params'] / 1e6:.1f}M | {r['image_size']} | {r['sampling_steps']} | "
                   f"{r['early_ms']:.2f} | {r['late_ms']:.2f} | {r['late_over_early']:.3f} | "
                   f"{r['memory_early_bytes'] / 2**20:.2f} MiB | {r['memory_late_bytes'] / 2**20:.2f} MiB |", flush=True)
-        print("\n| device | num_envs | frames/s | ms per batched step |\n|---|---|---|---|")
-        for device in devices:
+        if "throughput" in sections:
+            print(f"\n{args.dtype}{', compiled' if args.compile else ''}: vector env against its Simulator alone\n\n"
+                  "| device | num_envs | env: frames/s | ms per batched step | simulator: frames/s | ms per step | "
+                  "env / simulator |\n|---|---|---|---|---|---|---|")
+        for device in devices if "throughput" in sections else []:
             for n in num_envs:
-                r = throughput(checkpoint, device, n, args.vector_steps, args.sampling_steps)
+                r = throughput(checkpoint, device, n, args.vector_steps, args.sampling_steps, args.dtype,
+                               args.compile, args.warmup_steps)
                 runs["throughput"].append(r)
                 save()
                 print(f"| {r['device']} | {r['num_envs']} | {r['frames_per_second']:.1f} | "
-                      f"{r['ms_per_batch_step']:.1f} |", flush=True)
+                      f"{r['ms_per_batch_step']:.1f} | {r['simulator_frames_per_second']:.1f} | "
+                      f"{r['simulator_ms_per_batch_step']:.1f} | {r['env_over_simulator']:.3f} |", flush=True)
     print(f"\n(load average {os.getloadavg()[0]:.1f} at the end)")
     return 0
 

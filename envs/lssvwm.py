@@ -59,11 +59,11 @@ The TimeLimit wrapper's step count is not part of the state.
 import gymnasium as gym, worldsim
 env = gym.make("LSSVWM-v0", checkpoint="maze", device="auto", sampling_steps=None,
                dtype="float32", context_noise=None, commit_in_sampler=None, cuda_graph=None,
-               compile=False, render_mode=None)
+               compile=False, schedule_power=None, render_mode=None)
 ```
 * `checkpoint`: a checkpoint directory, a training run directory, or a shipped name (default "maze").
 * `device`: "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
-* `sampling_steps`, `context_noise`, `commit_in_sampler`: sampler settings (default: the checkpoint's
+* `sampling_steps`, `context_noise`, `commit_in_sampler`, `schedule_power`: sampler settings (default: the checkpoint's
   "sampling"; `worldsim.simulator.Simulator` explains them).
 * `dtype`: "float32" or "bfloat16".
 * `cuda_graph`: replay each step from a CUDA graph (`worldsim.step_graph`): on a GPU one launch
@@ -92,12 +92,11 @@ from worldsim.sources import SOURCE_SEED_LIMIT, SourceEnv, action_space, check_a
 WINDOW_PIXELS = 512  # "human" render mode: frames are upscaled to about this size
 
 
-def make_simulator(checkpoint, device, sampling_steps, dtype, context_noise,
-                   commit_in_sampler=None, cuda_graph=None, compile=False) -> tuple[Simulator, dict]:
-    """The simulator of a checkpoint with the checkpoint's sampler settings unless overridden."""
+def make_simulator(checkpoint, device, dtype, **options) -> tuple[Simulator, dict]:
+    """The simulator of a checkpoint with the checkpoint's sampler settings unless `options`
+    (`Simulator.for_checkpoint`'s keywords) override them."""
     model, config = load_model(checkpoint, device="cpu")
-    return Simulator.for_checkpoint(model, config, sampling_steps, context_noise, device, dtype, commit_in_sampler,
-                                    cuda_graph, compile), config
+    return Simulator.for_checkpoint(model, config, device=device, dtype=dtype, **options), config
 
 
 def draw_seeds(np_random: np.random.Generator, seed: int | None, from_source: bool) -> tuple[int | None, int]:
@@ -155,11 +154,12 @@ class LSSVWMEnv(gym.Env):
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                  sampling_steps: int | None = None, dtype: str = "float32", context_noise: float | None = None,
                  commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, compile: bool = False,
-                 render_mode: str | None = None):
+                 schedule_power: float | None = None, render_mode: str | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.simulator, self.config = make_simulator(checkpoint, device, sampling_steps, dtype, context_noise,
-                                                     commit_in_sampler, cuda_graph, compile)
+        self.simulator, self.config = make_simulator(
+            checkpoint, device, dtype, sampling_steps=sampling_steps, context_noise=context_noise,
+            commit_in_sampler=commit_in_sampler, cuda_graph=cuda_graph, compile=compile, schedule_power=schedule_power)
         cfg = self.simulator.cfg
         self.source = SourceEnv(self.config.get("source", {}), cfg.image_size)
         self.observation_space = spaces.Box(0, 255, (cfg.image_size, cfg.image_size, cfg.channels), np.uint8)

@@ -65,13 +65,15 @@ class LSSVWMVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, checkpoint: str | os.PathLike | None = None, device: str = "auto",
                  sampling_steps: int | None = None, dtype: str = "float32", context_noise: float | None = None,
                  commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, compile: bool = False,
-                 render_mode: str | None = None, max_episode_steps: int | None = None):
+                 schedule_power: float | None = None, render_mode: str | None = None,
+                 max_episode_steps: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.simulator, self.config = make_simulator(checkpoint, device, sampling_steps, dtype, context_noise,
-                                                     commit_in_sampler, cuda_graph, compile)
+        self.simulator, self.config = make_simulator(
+            checkpoint, device, dtype, sampling_steps=sampling_steps, context_noise=context_noise,
+            commit_in_sampler=commit_in_sampler, cuda_graph=cuda_graph, compile=compile, schedule_power=schedule_power)
         cfg = self.simulator.cfg
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps

@@ -23,6 +23,7 @@ def test_for_checkpoint_takes_the_shipped_sampler_settings_unless_overridden(tin
     ({"sampling_steps": 0}, "sampling_steps must be >= 1"),
     ({"context_noise": 2.0}, r"context_noise is a noise level in \[0, 1\]"),
     ({"context_noise": -0.1}, r"context_noise is a noise level in \[0, 1\]"),
+    ({"schedule_power": 0.0}, "schedule_power must be > 0"),
 ])
 def test_bad_settings_are_named(tiny_checkpoint, kwargs, message):
     model, config = load_model(tiny_checkpoint)
@@ -120,18 +121,22 @@ def test_a_restart_beside_pending_frames_commits_with_them(tiny_checkpoint, one_
         torch.testing.assert_close(runs[1][1][name], x, rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("steps, saves_a_pass", [(2, True), (4, True), (3, False)])
-def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, saves_a_pass):
+@pytest.mark.parametrize("steps, power, saves_a_pass", [(2, 1.0, True), (4, 1.0, True), (3, 1.0, False),
+                                                       (2, 2.0, False), (4, 0.5, True)])
+def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, power,
+                                                                      saves_a_pass):
     """The sampler's frame is the same either way; with commit_in_sampler the memory is that of the
-    sampler's pass at the context-noise level (tau 0.5 is a sampler level for 2 and 4 steps, not
-    for 3, which then commits by the next step's first pass as usual)."""
+    sampler's pass at the context-noise level (tau 0.5 is a sampler level for 2 and 4 evenly spaced
+    steps and for 4 steps at power 0.5, the fourth pass; not for 3 steps, nor for 2 at power 2, at
+    levels 1 and 0.25; those commit by the next step's first pass as usual)."""
     model, config = load_model(tiny_checkpoint)
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
     actions = torch.randint(0, 6, (2, 4), generator=g)
     sims, passes = [], []
     for commit_in_sampler in (False, True):
-        sim = Simulator.for_checkpoint(model, config, steps, 0.5, device="cpu", commit_in_sampler=commit_in_sampler)
+        sim = Simulator.for_checkpoint(model, config, steps, 0.5, device="cpu", commit_in_sampler=commit_in_sampler,
+                                       schedule_power=power)
         sim.reset(context, actions, seeds=[3, 4])
         frames, reward, _ = sim.step(torch.tensor([1, 2]))
         calls, handle = count_passes(sim.model)
@@ -143,6 +148,26 @@ def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_chec
     torch.testing.assert_close(sims[1][0], sims[0][0], rtol=0, atol=0)  # the same generated frames
     differs = any(not torch.equal(sims[0][2][k], sims[1][2][k]) for k in sims[0][2] if k != "t")
     assert differs == saves_a_pass  # without a pass at the level, nothing changes at all
+
+
+@pytest.mark.parametrize("power, levels", [(1.0, [1, 2 / 3, 1 / 3]), (2.0, [1, 4 / 9, 1 / 9])])
+def test_the_sampler_passes_run_at_the_schedule_levels(tiny_checkpoint, one_thread, power, levels):
+    """Pass i of 3 runs the new frame at noise level (1 - i/3) ** power; the first pass also carries
+    the previous frame at the context noise, for its commit."""
+    model, config = load_model(tiny_checkpoint)
+    sim = Simulator.for_checkpoint(model, config, 3, 0.5, device="cpu", schedule_power=power)
+    assert sim.schedule_power == power
+    g = torch.Generator().manual_seed(0)
+    sim.reset(torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g),
+              torch.randint(0, 6, (2, 4), generator=g), seeds=[3, 4])
+    sim.step(torch.tensor([1, 2]))
+    seen = []
+    handle = sim.model.register_forward_hook(lambda _m, args, _out: seen.append(args[1].clone()))
+    sim.step(torch.tensor([0, 3]))
+    handle.remove()
+    assert [x.shape for x in seen] == [(2, 2), (2, 1), (2, 1)]
+    torch.testing.assert_close(seen[0][:, 0], torch.full((2,), 0.5))  # the previous frame, committed
+    torch.testing.assert_close(torch.stack([x[:, -1] for x in seen], 1), torch.tensor([levels, levels]))
 
 
 def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tiny_checkpoint, one_thread):
@@ -178,6 +203,14 @@ def test_commit_in_sampler_comes_from_the_checkpoint_unless_overridden(tiny_chec
     shipped = {**config, "sampling": {**config["sampling"], "commit_in_sampler": True}}
     assert Simulator.for_checkpoint(model, shipped, device="cpu").commit_in_sampler is True
     assert Simulator.for_checkpoint(model, shipped, device="cpu", commit_in_sampler=False).commit_in_sampler is False
+
+
+def test_schedule_power_comes_from_the_checkpoint_unless_overridden(tiny_checkpoint):
+    model, config = load_model(tiny_checkpoint)
+    assert Simulator.for_checkpoint(model, config, device="cpu").schedule_power == 1.0  # the default
+    shipped = {**config, "sampling": {**config["sampling"], "schedule_power": 2.5}}
+    assert Simulator.for_checkpoint(model, shipped, device="cpu").schedule_power == 2.5
+    assert Simulator.for_checkpoint(model, shipped, device="cpu", schedule_power=1.5).schedule_power == 1.5
 
 
 def test_a_bfloat16_memory_holds_keys_in_bfloat16_and_changes_no_frame(tiny_checkpoint, one_thread):

@@ -10,9 +10,10 @@ the paper's long-context training, half the windows instead keep a random clean 
 than half the window (tau = 0) and the loss covers only the noised frames after it.
 
 Sampling: DDIM, deterministic given the initial noise, from tau = 1 to 0 in a few steps, each
-step a read-only pass over the cache. The finished frame is then committed to the cache at a
-context-noise level (context stabilization, as DFoT), which keeps long rollouts from drifting;
-that commit rides in the next frame's first pass.
+step a read-only pass over the cache; pass i of n runs at tau = (1 - i/n) ** p, evenly spaced at
+the schedule power p = 1, and a larger p leaves the later passes less noise to remove. The
+finished frame is then committed to the cache at a context-noise level (context stabilization,
+as DFoT), which keeps long rollouts from drifting; that commit rides in the next frame's first pass.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ def prev_actions(actions: Tensor, first_action=None) -> Tensor:
     return torch.cat([none, actions[:, :-1]], dim=1)
 
 
+def sampler_levels(steps: int, power: float = 1.0) -> list[float]:
+    """The noise level of each sampler pass, then 0: [(1 - i / steps) ** power for i in 0..steps].
+    Python floats, so that a step reads no device tensor to find its commit pass."""
+    return [(1 - i / steps) ** power for i in range(steps + 1)]
+
+
 @dataclass
 class PendingCommit:
     """A generated frame not yet in the memory: its commit pass is deferred so that the next frame's
@@ -133,12 +140,13 @@ class PendingCommit:
 @torch.no_grad()
 def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,
                       context_noise: float = 0.0, commit_noise: Tensor | None = None,
-                      commit_in_sampler: bool = False, pending: PendingCommit | None = None):
+                      commit_in_sampler: bool = False, pending: PendingCommit | None = None,
+                      schedule_power: float = 1.0):
     """Generate one frame per batch element after the frames in `cache` (and `pending`).
 
     action: [B] (or [B, A]) the action that produces the new frame; noise: [B, C, H, W] initial
-    noise (the sampler is deterministic given it); steps: DDIM steps, read-only cache passes except
-    for what they commit:
+    noise (the sampler is deterministic given it); steps: DDIM steps at the noise levels of
+    `sampler_levels(steps, schedule_power)`, read-only cache passes except for what they commit:
       - `pending`, the previous frame's deferred commit, rides along in the first pass, which
         commits it before the new frame reads the memory (the same memory as committing it alone);
       - the new frame is committed at noise level `context_noise` (with `commit_noise`), by the
@@ -155,9 +163,10 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
     B = noise.shape[0]
     act = action[:, None]
     z = noise[:, None]  # [B, 1, C, H, W]
-    taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
-    # pass i runs at tau = 1 - i / steps: found from Python floats, no read of a device tensor per frame
-    at_level = [i for i in range(steps) if abs(1 - i / steps - context_noise) < 1e-6] if commit_in_sampler else []
+    # made on the device, not copied from the host list, so that a CUDA graph can capture it
+    taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device).pow(schedule_power)
+    levels = sampler_levels(steps, schedule_power)
+    at_level = [i for i in range(steps) if abs(levels[i] - context_noise) < 1e-6] if commit_in_sampler else []
     commit_pass = at_level[0] if at_level else None
     if pending is not None and commit_pass == 0:  # (context noise 1) the first pass commits its own input
         cache, pending = pending.commit(model, cache), None

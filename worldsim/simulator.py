@@ -4,7 +4,8 @@ It owns the model's memory (an `InferenceCache`, batch-leading, fixed size for L
 noise generator per batch element:
 
     sim.reset(frames, actions, seeds)   prefill the memory from real context frames, one parallel pass
-    sim.step(actions)                   denoise the next frame in `sampling_steps` passes; the
+    sim.step(actions)                   denoise the next frame in `sampling_steps` passes (at the
+                                        noise levels of `diffusion.sampler_levels`); the
                                         first also commits the previous frame to the memory, so
                                         the new frame's commit waits for the next step (with
                                         `commit_in_sampler`, the sampler's pass at the
@@ -56,7 +57,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # What a checkpoint samples with when its config.json sets nothing else (new training runs write
 # these). Context noise 0.5: committing generated frames half-noised kept the maze model's
 # rollouts from collapsing and scored best on retrieval among 0.02-1.0 (BENCHMARKS.md, "Context noise").
-DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5, "commit_in_sampler": False}
+DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5, "commit_in_sampler": False, "schedule_power": 1.0}
 
 
 def add_sampling_arguments(parser) -> None:
@@ -67,6 +68,9 @@ def add_sampling_arguments(parser) -> None:
     parser.add_argument("--commit-in-sampler", action=argparse.BooleanOptionalAction, default=None,
                         help="commit each frame from the sampler's pass at the context-noise level, saving a "
                              "model pass per frame (default: the checkpoint's)")
+    parser.add_argument("--schedule-power", type=float, default=None,
+                        help="sampler pass i of n runs at noise level (1 - i/n) ** POWER; above 1 the later passes "
+                             "start less noisy (default: the checkpoint's)")
     parser.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
                         help="replay each generation step from a CUDA graph, one launch instead of thousands "
                              "(default: on a CUDA device)")
@@ -78,7 +82,8 @@ def add_sampling_arguments(parser) -> None:
 def sampling_options(args) -> dict:
     """The `Simulator.for_checkpoint` (and env) keyword arguments of `add_sampling_arguments`' options."""
     return {"sampling_steps": args.sampling_steps, "context_noise": args.context_noise,
-            "commit_in_sampler": args.commit_in_sampler, "cuda_graph": args.cuda_graph, "compile": args.compile}
+            "commit_in_sampler": args.commit_in_sampler, "schedule_power": args.schedule_power,
+            "cuda_graph": args.cuda_graph, "compile": args.compile}
 
 
 @dataclass
@@ -112,11 +117,13 @@ class Simulator:
                  context_noise: float = DEFAULT_SAMPLING["context_noise"],
                  device="auto", dtype: str | torch.dtype = "float32",
                  commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"], cuda_graph: bool | None = None,
-                 compile: bool = False):
+                 compile: bool = False, schedule_power: float = DEFAULT_SAMPLING["schedule_power"]):
         if sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
         if not 0 <= context_noise <= 1:
             raise ValueError(f"context_noise is a noise level in [0, 1] (0 clean, 1 pure noise), got {context_noise}")
+        if not schedule_power > 0:
+            raise ValueError(f"schedule_power must be > 0 (1: evenly spaced noise levels), got {schedule_power}")
         if isinstance(dtype, str) and dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
@@ -132,7 +139,7 @@ class Simulator:
         self.step_model = torch.compile(self.model, dynamic=False) if compile else self.model
         self.cfg = model.cfg
         self.sampling_steps, self.context_noise = sampling_steps, context_noise
-        self.commit_in_sampler = commit_in_sampler
+        self.commit_in_sampler, self.schedule_power = commit_in_sampler, schedule_power
         # Replay the steady-state step from a CUDA graph (`StepGraph`) where it has fixed shapes:
         # not while the memory grows (full causal attention) nor when the sampler commits. None: on a
         # GPU, where it pays (13x at batch 1); on a CPU the same buffers run eagerly and gain nothing.
@@ -149,7 +156,7 @@ class Simulator:
     def for_checkpoint(cls, model: LSSVWM, config: dict, sampling_steps: int | None = None,
                        context_noise: float | None = None, device="auto", dtype="float32",
                        commit_in_sampler: bool | None = None, cuda_graph: bool | None = None,
-                       compile: bool = False) -> "Simulator":
+                       compile: bool = False, schedule_power: float | None = None) -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
         its config.json ships, except those given here (None = the checkpoint's)."""
         sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
@@ -157,7 +164,8 @@ class Simulator:
                    sampling["context_noise"] if context_noise is None else context_noise,
                    device=device, dtype=dtype,
                    commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler,
-                   cuda_graph=cuda_graph, compile=compile)
+                   cuda_graph=cuda_graph, compile=compile,
+                   schedule_power=sampling["schedule_power"] if schedule_power is None else schedule_power)
 
     @property
     def cache(self) -> InferenceCache | None:
@@ -306,7 +314,7 @@ class Simulator:
             with self._autocast():
                 x0, reward, term, self._cache, self.pending = sample_next_frame(
                     self.step_model, self._cache, actions, noise[0], self.sampling_steps, self.context_noise, noise[1],
-                    self.commit_in_sampler, self.pending)
+                    self.commit_in_sampler, self.pending, self.schedule_power)
         self.noise.draw_ahead()  # on a GPU, the host draws the next step's noise while this one runs
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
@@ -319,11 +327,12 @@ class Simulator:
     def _graph_step(self, actions: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The step from the StepGraph for these settings (captured anew when they change); the
         memory and the pending commit are then the graph's buffers, updated in place by later steps."""
-        key = (self.sampling_steps, self.context_noise, self.dtype, tuple(actions.shape), actions.dtype)
+        key = (self.sampling_steps, self.schedule_power, self.context_noise, self.dtype, tuple(actions.shape),
+               actions.dtype)
         if self._graph is None or self._graph_key != key:
             self._graph = None  # free the old graph's buffers before capturing the new one
             self._graph = StepGraph(self.step_model, self._cache, self.pending, actions, noise, self.sampling_steps,
-                                    self.context_noise, self.dtype)
+                                    self.context_noise, self.dtype, self.schedule_power)
             self._graph_key = key
         else:
             self._graph.load(self._cache, self.pending)

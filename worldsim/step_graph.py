@@ -39,10 +39,11 @@ def _copy(dst: dict[str, Tensor], src: dict[str, Tensor]) -> None:
 
 class StepGraph:
     def __init__(self, model: LSSVWM, cache: InferenceCache, pending: PendingCommit, actions: Tensor,
-                 noise: Tensor, steps: int, context_noise: float, dtype: torch.dtype):
+                 noise: Tensor, steps: int, context_noise: float, dtype: torch.dtype, schedule_power: float = 1.0):
         """Static copies of the memory, the pending commit, the actions [B] (or [B, A]) and the noise
         [2, B, C, H, W] given; captured in a CUDA graph when they are on a CUDA device."""
         self.model, self.steps, self.context_noise, self.dtype = model, steps, context_noise, dtype
+        self.schedule_power = schedule_power
         self.cache, self.pending = cache.snapshot(), pending.clone()
         self.actions, self.noise = actions.clone(), noise.clone()
         self.outputs: tuple[Tensor, Tensor, Tensor] | None = None  # frame [B, C, H, W], reward [B], termination [B]
@@ -57,7 +58,7 @@ class StepGraph:
                                              cache_enabled=False):
             frame, reward, term, cache, pending = sample_next_frame(
                 self.model, self.cache, self.actions, self.noise[0], self.steps, self.context_noise,
-                self.noise[1], False, self.pending)
+                self.noise[1], False, self.pending, self.schedule_power)
         _copy(_buffers(self.cache, self.pending), _buffers(cache, pending))
         if self.outputs is None:
             self.outputs = (frame.clone(), reward.clone(), term.clone())

@@ -46,7 +46,8 @@ def test_eval_writes_metrics_per_distance_with_provenance(tmp_path, tiny_checkpo
     assert prov["checkpoints"]["model"]["sha256"] == checkpoint_sha256(tiny_checkpoint)
     assert prov["command"].startswith("worldsim eval") and f"--task {task}" in prov["command"]
     assert prov["config"]["model"]["image_size"] == 16
-    assert prov["config"]["sampling"] == {"steps": 1, "context_noise": 0.02, "commit_in_sampler": False}
+    assert prov["config"]["sampling"] == {"steps": 1, "context_noise": 0.02, "commit_in_sampler": False,
+                                          "schedule_power": 1.0}
 
 
 def test_eval_says_why_frames_too_small_get_no_lpips(tmp_path, tiny_checkpoint, monkeypatch):

@@ -99,7 +99,7 @@ def run_task(args) -> int:
 
     out = Path(args.out or f"runs/eval-{args.task}")
     sampling = {"steps": sim.sampling_steps, "context_noise": sim.context_noise,
-                "commit_in_sampler": sim.commit_in_sampler}
+                "commit_in_sampler": sim.commit_in_sampler, "schedule_power": sim.schedule_power}
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
                       config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,
