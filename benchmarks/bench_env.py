@@ -12,7 +12,9 @@ What it measures, through the public envs (gym.make / gym.make_vec), in one run:
     late/early (flat cost per frame: ~1.0), and the simulator's memory at both;
   * throughput: generated frames/s of LSSVWMVectorEnv for each --num-envs (one batch, one device),
     and of its Simulator stepped directly, in alternating rounds: the env's own cost per step
-    (checking N actions, copying observations, episode bookkeeping) is the difference.
+    (checking N actions, copying observations, episode bookkeeping, restarting the episodes the
+    model ended) is the difference. Then the env's host work alone: its step around a stub
+    simulator that returns one step's outputs again at once, with no episode ending.
 
 Weights: --checkpoint (a path or shipped name), else a random-init model of --config (tiny by
 default) saved to a temporary checkpoint with the built-in maze as its source. Random weights cost
@@ -102,21 +104,31 @@ def throughput(checkpoint: str, device: str, num_envs: int, steps: int, sampling
     for _ in range(warmup):
         envs.step(envs.action_space.sample())
     warmup_seconds = time.perf_counter() - start
-    times = {"env": [], "simulator": []}
-    step = {"env": envs.step, "simulator": lambda a: envs.unwrapped.simulator.step(torch.from_numpy(a))}
+    simulator = envs.unwrapped.simulator
+    times = {"env": [], "simulator": [], "stub": []}
+    step = {"env": envs.step, "simulator": lambda a: simulator.step(torch.from_numpy(a))}
+    ended = 0
     for _ in range(ROUNDS):
-        for mode in times:
+        for mode in step:
             for a in rng.integers(envs.single_action_space.n, size=(steps, num_envs)):
                 start = time.perf_counter()
-                step[mode](a)
+                out = step[mode](a)
                 times[mode].append(time.perf_counter() - start)
+                ended += int(out[2].sum()) if mode == "env" else 0
+    frames, reward, terminated = simulator.step(torch.from_numpy(a))
+    simulator.step = lambda _: (frames.clone(), reward.clone(), torch.zeros_like(terminated))
+    for a in rng.integers(envs.single_action_space.n, size=(steps, num_envs)):
+        start = time.perf_counter()
+        envs.step(a)
+        times["stub"].append(time.perf_counter() - start)
     envs.close()
-    env_ms, sim_ms = (1000 * statistics.median(times[m]) for m in ("env", "simulator"))
+    env_ms, sim_ms, stub_ms = (1000 * statistics.median(times[m]) for m in ("env", "simulator", "stub"))
     return {"device": device, "num_envs": num_envs, "dtype": dtype, "compile": compile, "steps": steps,
             "rounds": ROUNDS, "warmup_steps": warmup, "warmup_seconds": warmup_seconds,
             "frames_per_second": 1000 * num_envs / env_ms, "ms_per_batch_step": env_ms,
             "simulator_frames_per_second": 1000 * num_envs / sim_ms, "simulator_ms_per_batch_step": sim_ms,
-            "env_over_simulator": env_ms / sim_ms}
+            "env_over_simulator": env_ms / sim_ms, "episodes_ended_in_env_steps": ended,
+            "env_host_ms_per_step": stub_ms}
 
 
 def main(argv=None) -> int:
@@ -186,7 +198,7 @@ def main(argv=None) -> int:
         if "throughput" in sections:
             print(f"\n{args.dtype}{', compiled' if args.compile else ''}: vector env against its Simulator alone\n\n"
                   "| device | num_envs | env: frames/s | ms per batched step | simulator: frames/s | ms per step | "
-                  "env / simulator |\n|---|---|---|---|---|---|---|")
+                  "env / simulator | episodes ended | env host ms/step |\n|---|---|---|---|---|---|---|---|---|")
         for device in devices if "throughput" in sections else []:
             for n in num_envs:
                 r = throughput(checkpoint, device, n, args.vector_steps, args.sampling_steps, args.dtype,
@@ -195,7 +207,8 @@ def main(argv=None) -> int:
                 save()
                 print(f"| {r['device']} | {r['num_envs']} | {r['frames_per_second']:.1f} | "
                       f"{r['ms_per_batch_step']:.1f} | {r['simulator_frames_per_second']:.1f} | "
-                      f"{r['simulator_ms_per_batch_step']:.1f} | {r['env_over_simulator']:.3f} |", flush=True)
+                      f"{r['simulator_ms_per_batch_step']:.1f} | {r['env_over_simulator']:.3f} | "
+                      f"{r['episodes_ended_in_env_steps']} | {r['env_host_ms_per_step']:.2f} |", flush=True)
     print(f"\n(load average {os.getloadavg()[0]:.1f} at the end)")
     return 0
 
