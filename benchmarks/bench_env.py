@@ -45,6 +45,7 @@ from worldsim.simulator import DEFAULT_SAMPLING
 
 WINDOW = 20  # steps timed after each snapshot
 ROUNDS = 3  # alternating early / late timing rounds
+STUB_STEPS = 100  # env steps around the stub simulator: no model, so many are cheap and steady the median
 
 
 def random_checkpoint(config: str, directory: str) -> str:
@@ -117,7 +118,7 @@ def throughput(checkpoint: str, device: str, num_envs: int, steps: int, sampling
                 ended += int(out[2].sum()) if mode == "env" else 0
     frames, reward, terminated = simulator.step(torch.from_numpy(a))
     simulator.step = lambda _: (frames.clone(), reward.clone(), torch.zeros_like(terminated))
-    for a in rng.integers(envs.single_action_space.n, size=(steps, num_envs)):
+    for a in rng.integers(envs.single_action_space.n, size=(STUB_STEPS, num_envs)):
         start = time.perf_counter()
         envs.step(a)
         times["stub"].append(time.perf_counter() - start)

@@ -149,7 +149,9 @@ class LSSVWMVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
         frames, reward, terminated = self.simulator.step(torch.from_numpy(actions))
-        self._obs = frames.numpy().copy()
+        # into the env's own buffer, not a fresh array: at 256 envs a new 3 MB array a step cost more
+        # (its pages faulted in) than the copy itself
+        np.copyto(self._obs, frames.numpy())
         reward, terminated = reward.numpy().astype(np.float64), terminated.numpy().copy()
         truncated = self.episodes.finish_step(reward, terminated,
                                               lambda index: self._restart(index, [None] * index.size))
@@ -162,13 +164,28 @@ class LSSVWMVectorEnv(VectorEnv):
         if a.shape != want:
             raise ValueError(f"actions must have shape {want} (one per env) for {self.action_space}, got "
                              f"{a.shape} {a.dtype}")
-        checked = []
+        batch = self._valid_batch(a)
+        if batch is not None:
+            return batch
+        checked = []  # one env at a time, to name the first invalid action
         for i, ai in enumerate(a):
             try:
                 checked.append(check_action(self.single_action_space, ai))
             except ValueError as e:
                 raise ValueError(f"env {i}: {e}") from None
         return np.stack(checked)
+
+    def _valid_batch(self, a: np.ndarray) -> np.ndarray | None:
+        """All N actions as the simulator takes them when every one is valid (one array check, where
+        `check_action` per env took ~0.6 ms a step at 256 envs), else None."""
+        if isinstance(self.single_action_space, spaces.Discrete):
+            ok = a.dtype.kind in "iu" and self.action_space.contains(a)
+            return a.astype(np.int64) if ok else None
+        try:
+            a = np.asarray(a, dtype=np.float32)
+        except (TypeError, ValueError):
+            return None
+        return a if self.action_space.contains(a) else None
 
     @staticmethod
     def _with_masks(info: dict, mask: np.ndarray) -> dict:

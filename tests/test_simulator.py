@@ -249,3 +249,12 @@ def test_a_compiled_simulator_generates_the_plain_frames(tiny_checkpoint, one_th
         episodes[compile] = torch.stack([sim.step(torch.tensor([i % 6, 5 - i % 6]))[0] for i in range(3)])
     diff = (episodes[True].int() - episodes[False].int()).abs()
     assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01, (diff.max(), (diff > 0).float().mean())
+
+
+def test_frames_come_back_contiguous_channels_last(tiny_checkpoint, one_thread):
+    """[B, H, W, 3] in memory order, so the envs' numpy copies of them are plain memcpys."""
+    model, config = load_model(tiny_checkpoint)
+    sim = Simulator.for_checkpoint(model, config, device="cpu")
+    sim.reset(torch.zeros(2, 1, 16, 16, 3, dtype=torch.uint8), None, seeds=[0, 1])
+    frames, _, _ = sim.step(torch.tensor([1, 2]))
+    assert frames.shape == (2, 16, 16, 3) and frames.is_contiguous()

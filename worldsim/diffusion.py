@@ -44,8 +44,10 @@ def to_model_space(frames: Tensor) -> Tensor:
 
 
 def to_uint8(x: Tensor) -> Tensor:
-    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3], contiguous: made so on x's device,
+    a GPU's frames reach the host in the layout numpy reads fast (the strided copy of 256 frames
+    took ~3 ms on a CPU in each vector env step)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).contiguous()
 
 
 def add_noise(x0: Tensor, tau: Tensor, eps: Tensor) -> Tensor:

@@ -7,6 +7,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from envs.lssvwm_vector import LSSVWMVectorEnv
+from worldsim.checkpoint import save_model
+from worldsim.config import preset
+from worldsim.model import LSSVWM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -151,3 +154,35 @@ def test_branch_takes_only_a_single_env_snapshot(make_vec):
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="EnvState from LSSVWMEnv.get_state"):
         envs.unwrapped.branch(envs.unwrapped.get_state())
+
+
+def test_a_valid_batch_of_actions_is_checked_at_once_and_an_invalid_one_named(make_vec):
+    """All valid: one array check and the int64 actions the simulator takes; any invalid: the env
+    by env check names the first."""
+    envs = make_vec()
+    envs.reset(seed=0)
+    assert envs.unwrapped._check_actions(np.array([1, 2, 5], np.int32)).dtype == np.int64
+    for bad, env in ((np.array([True, False, True]), 0), (np.array([0, -1, 2]), 1)):
+        with pytest.raises(ValueError, match=f"env {env}: invalid action"):
+            envs.step(bad)
+
+
+@pytest.fixture
+def continuous_checkpoint(tmp_path):
+    """A tiny model of 2-dimensional continuous actions in [-1, 1] and no source env."""
+    torch.manual_seed(0)
+    model = LSSVWM(preset("tiny", action_type="continuous", action_dim=2))
+    source = {"action_space": {"type": "box", "low": [-1.0, -1.0], "high": [1.0, 1.0], "shape": [2]}}
+    return save_model(tmp_path / "continuous", model, source, {"steps": 1, "context_noise": 0.0})
+
+
+def test_continuous_vector_actions_are_checked_as_a_batch_and_named_when_invalid(continuous_checkpoint):
+    envs = gym.make_vec("LSSVWM-v0", num_envs=N, checkpoint=str(continuous_checkpoint), device="cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (N, 1, 16, 16, 3), dtype=np.uint8)
+    envs.reset(seed=0, options={"frames": frames})
+    checked = envs.unwrapped._check_actions(np.array([[0.5, -1.0], [1, 0], [0.0, 0.25]]))
+    assert checked.dtype == np.float32 and checked.shape == (N, 2)
+    assert envs.step(checked)[0].shape == (N, 16, 16, 3)
+    for bad, env in ((np.array([[0, 0], [0, 1.5], [0, 0]]), 1), (np.array([[0, 0], [0, 0], [np.nan, 0]]), 2)):
+        with pytest.raises(ValueError, match=f"env {env}: invalid action"):
+            envs.step(bad)
