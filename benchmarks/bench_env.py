@@ -116,7 +116,9 @@ def throughput(checkpoint: str, device: str, num_envs: int, steps: int, sampling
                 out = step[mode](a)
                 times[mode].append(time.perf_counter() - start)
                 ended += int(out[2].sum()) if mode == "env" else 0
-    frames, reward, terminated = simulator.step(torch.from_numpy(a))
+    # the stub returns one real step's outputs again
+    frames, reward, terminated = simulator.step(torch.from_numpy(rng.integers(envs.single_action_space.n,
+                                                                             size=num_envs)))
     simulator.step = lambda _: (frames.clone(), reward.clone(), torch.zeros_like(terminated))
     for a in rng.integers(envs.single_action_space.n, size=(STUB_STEPS, num_envs)):
         start = time.perf_counter()
@@ -188,7 +190,8 @@ def main(argv=None) -> int:
         checkpoint = args.checkpoint or random_checkpoint(args.config, tmp)
         if "latency" in sections:
             print(f"| device | params | image | sampler steps | ms/frame @ ~{args.early} | ms/frame @ ~{args.frames} | "
-                  f"late/early | memory @ {args.early} | memory @ {args.frames} |\n|---|---|---|---|---|---|---|---|---|")
+                  f"late/early | memory @ {args.early} | memory @ {args.frames} |\n"
+                  "|---|---|---|---|---|---|---|---|---|")
         for device in devices if "latency" in sections else []:
             r = latency(checkpoint, device, args.frames, args.early, args.sampling_steps)
             runs["latency"].append(r)

@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=None, help="checkpoint path or shipped name (default: maze)")
     p.add_argument("--powers", default="1,2", help="comma-separated schedule powers, the first the baseline")
-    p.add_argument("--tasks", default="next-frame:100:50,retrieval:50", help="comma-separated TASK[:CONTEXT[:GENERATE]]")
+    p.add_argument("--tasks", default="next-frame:100:50,retrieval:50",
+                   help="comma-separated TASK[:CONTEXT[:GENERATE]]")
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--sampling-steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
     p.add_argument("--batch-size", type=int, default=16)
@@ -77,7 +78,8 @@ def main(argv=None) -> int:
                 row["recall"] = recall_scores(episodes, rollouts)
             rows.append(row)
             report["tasks"].append({"task": task, "context": context, "generate": generate, **row})
-            write_json(out / "schedule.json", report, provenance(args, sim.device, checkpoints={"model": config["path"]}))
+            prov = provenance(args, sim.device, checkpoints={"model": config["path"]})
+            write_json(out / "schedule.json", report, prov)
         levels = ", ".join(f"{r['power']:g}" for r in rows)
         print(f"\n{task}, context {context}{f', generate {generate}' if generate else ''}, {len(episodes)} episodes, "
               f"{sim.sampling_steps} sampler steps, powers {levels}:\n")

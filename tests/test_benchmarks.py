@@ -251,3 +251,19 @@ def test_profile_batch_step_sorts_kernels_into_kinds():
         "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>": "elementwise / reduce / other",
     }
     assert {name: kind_of(name) for name in cases} == cases
+
+
+def test_sampler_schedule_pairs_each_power_with_the_first_and_reads_task_specs():
+    import argparse
+
+    schedule = load_benchmark("sampler_schedule")
+    base = [20.0, 21.0, 22.0]
+    assert schedule.paired(base, base) == "-"  # the first power's own row
+    # differences +1, -0.5, +2: mean 0.833, sample std 1.258, standard error 0.726, 2 of 3 ahead
+    assert schedule.paired([21.0, 20.5, 24.0], base) == "+0.833 +- 0.726 (2 of 3 ahead)"
+    assert schedule.paired([19.0, 21.0, 21.5], base, lower_is_better=True).endswith("(2 of 3 ahead)")
+    assert schedule.parse_task("next-frame:100:50") == ("next-frame", 100, 50)
+    assert schedule.parse_task("retrieval") == ("retrieval", None, None)
+    for bad in ("retrieve:50", "recall:1:2:3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="TASK"):
+            schedule.parse_task(bad)

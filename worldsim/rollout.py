@@ -61,7 +61,8 @@ def run(args) -> int:
 def rollout(checkpoint, steps: int | None, policy: str, out, *, twin: bool = False, seed: int = 0,
             device: str = "auto", sampling_steps: int | None = None, context_noise: float | None = None,
             commit_in_sampler: bool | None = None, cuda_graph: bool | None = None, compile: bool = False,
-            schedule_power: float | None = None, fps: int | None = None, scale: int | None = None, progress: bool = True) -> dict:
+            schedule_power: float | None = None, fps: int | None = None, scale: int | None = None,
+            progress: bool = True) -> dict:
     """Generate `steps` frames with `policy` and write them to the mp4 `out`. Returns statistics."""
     # unwrapped: no TimeLimit, a rollout runs for --steps frames (episodes end only by termination)
     env = gym.make("LSSVWM-v0", checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
