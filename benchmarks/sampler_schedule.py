@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from worldsim.checkpoint import load_model
+from worldsim.diffusion import sampler_levels
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import TASKS, evaluate, lengths, maze_episodes, maze_size, recall_scores
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
                                    dtype=args.dtype)
     lpips_net = load_lpips()
     out = Path(args.out)
+    prov = provenance(args, sim.device, checkpoints={"model": config["path"]})  # hashes the checkpoint: once
     report = {"powers": powers, "sampling_steps": sim.sampling_steps, "context_noise": sim.context_noise, "tasks": []}
     for task, context, generate in tasks:
         context, generate = lengths(task, context, generate)
@@ -78,7 +80,6 @@ def main(argv=None) -> int:
                 row["recall"] = recall_scores(episodes, rollouts)
             rows.append(row)
             report["tasks"].append({"task": task, "context": context, "generate": generate, **row})
-            prov = provenance(args, sim.device, checkpoints={"model": config["path"]})
             write_json(out / "schedule.json", report, prov)
         levels = ", ".join(f"{r['power']:g}" for r in rows)
         print(f"\n{task}, context {context}{f', generate {generate}' if generate else ''}, {len(episodes)} episodes, "
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         base = rows[0]["per_episode"]
         for r in rows:
             ep, m = r["per_episode"], r["mean"]
-            passes = ", ".join(f"{(1 - i / sim.sampling_steps) ** r['power']:.3g}" for i in range(sim.sampling_steps))
+            passes = ", ".join(f"{x:.3g}" for x in sampler_levels(sim.sampling_steps, r["power"])[:-1])
             lpips = f"{m['lpips']:.3f}" if m.get("lpips") is not None else "-"
             line = (f"| {r['power']:g} | {passes} | {m['psnr']:.2f} | {m['ssim']:.3f} | {lpips} | "
                     f"{paired(ep['psnr'], base['psnr'])} | "

@@ -121,7 +121,8 @@ def write_json(path: str | os.PathLike, payload: dict, prov: dict) -> Path:
     to the GPU machines, whose limit (64 MiB) the tree nears (indented, they were 1.7x the size)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rounded({"provenance": prov, **payload}), separators=(",", ":"), allow_nan=False) + "\n")
+    text = json.dumps(rounded({"provenance": prov, **payload}), separators=(",", ":"), allow_nan=False)
+    path.write_text(text + "\n")
     return path
 
 
