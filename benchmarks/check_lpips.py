@@ -3,7 +3,8 @@
     python benchmarks/check_lpips.py [--weights PATH] [--out benchmarks/results/lpips_check.json]
 
 1. The linear heads equal those of the `lpips` package (0.1.4, weights/v0.1/alex.pth; read with
-   torch.load(weights_only=True), which builds tensors only).
+   torch.load(weights_only=True), which builds tensors only), rounded to the file's dtype
+   (`worldsim fetch-lpips --float16` stores float16).
 2. On the five reference/distorted image pairs that pyiqa ships for calibration (its wheel's
    ResultsCalibra/), LPIPS matches the values pyiqa publishes for the official implementation
    (ResultsCalibra/calibration_summary.csv in its repository, row "lpips"; 4 decimals). AlexNet
@@ -18,8 +19,9 @@ import zipfile
 
 import imageio.v3 as iio
 import torch
+from safetensors.torch import load_file
 
-from worldsim.evaluation.lpips import load_lpips, pinned_bytes
+from worldsim.evaluation.lpips import default_weights_path, load_lpips, pinned_bytes
 from worldsim.evaluation.metrics import lpips
 from worldsim.evaluation.provenance import provenance, write_json
 
@@ -32,10 +34,11 @@ PUBLISHED = {"I03": 0.7237, "I04": 0.2572, "I06": 0.0508, "I08": 0.0520, "I19": 
 TOLERANCE = 1.5e-4  # both sides rounded to 4 decimals, plus float arithmetic
 
 
-def heads_difference(net) -> float:
+def heads_difference(net, stored: torch.dtype) -> float:
     wheel = zipfile.ZipFile(io.BytesIO(pinned_bytes(*LPIPS_WHEEL)))
     official = torch.load(io.BytesIO(wheel.read("lpips/weights/v0.1/alex.pth")), weights_only=True, map_location="cpu")
-    return max((official[f"lin{i}.model.1.weight"] - head.weight).abs().max().item() for i, head in enumerate(net.heads))
+    return max((official[f"lin{i}.model.1.weight"].to(stored).float() - head.weight).abs().max().item()
+               for i, head in enumerate(net.heads))
 
 
 def calibration(net) -> list[dict]:
@@ -56,15 +59,16 @@ def main() -> int:
     net = load_lpips(args.weights)
     if net is None:
         sys.exit("no LPIPS weights: run `worldsim fetch-lpips` first")
-    heads = heads_difference(net)
+    stored = load_file(args.weights or default_weights_path())["heads.0.weight"].dtype
+    heads = heads_difference(net, stored)
     rows = calibration(net)
-    print(f"linear heads vs lpips 0.1.4's alex.pth: max |difference| {heads:.3g}\n")
+    print(f"linear heads vs lpips 0.1.4's alex.pth (as {stored}): max |difference| {heads:.3g}\n")
     print("| pyiqa calibration pair | published LPIPS | ours | difference |\n|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['image']} | {r['published']:.4f} | {r['ours']:.5f} | {r['difference']:+.5f} |")
     passed = heads == 0 and all(abs(r["difference"]) <= TOLERANCE for r in rows)
     print(f"\n{'PASS' if passed else 'FAIL'} (tolerance {TOLERANCE} on the pairs, exact on the heads)")
-    write_json(args.out, {"heads_max_abs_difference": heads, "pairs": rows, "tolerance": TOLERANCE, "passed": passed},
+    write_json(args.out, {"stored_dtype": str(stored), "heads_max_abs_difference": heads, "pairs": rows, "tolerance": TOLERANCE, "passed": passed},
                provenance(args, "cpu"))
     print(f"wrote {args.out}")
     return 0 if passed else 1

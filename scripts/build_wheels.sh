@@ -6,7 +6,8 @@
 #     prebuilt binary wheel. Needs torch importable here (no build isolation).
 #   - gymnasium, stable-baselines3 (examples/rl_in_imagination.py) and the deps the CUDA image
 #     lacks, as wheels for CPython 3.12 on manylinux x86_64 (the CUDA image's python3).
-#   - LPIPS's weights (`worldsim fetch-lpips`, 10 MB), so evaluations there report LPIPS too.
+#   - LPIPS's weights (`worldsim fetch-lpips --float16`, 4.7 MiB: at float32's 9.4 they do not fit beside
+#     the tree in the 64 MiB that travels), so evaluations there report LPIPS too.
 # Usage: bash scripts/build_wheels.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,5 @@ MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
 python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl gymnasium==1.4.0 farama-notifications==0.0.6 stable-baselines3==2.9.2 cloudpickle==3.1.3
-python3 -m worldsim.cli fetch-lpips --out .whl/lpips_alex_v0.1.safetensors
+python3 -m worldsim.cli fetch-lpips --float16 --out .whl/lpips_alex_v0.1.safetensors
 ls -l .whl
