@@ -63,9 +63,9 @@ def main() -> None:
     summary = {k: float(np.mean(np.concatenate(v))) for k, v in scores.items()}
 
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
-                      config={"seeds": seeds, "points": points, "sampling_steps": sim.sampling_steps})
+                      config={"seeds": seeds, "points": points, "sampling_steps": sim.sampler.steps})
     write_json(args.out, {"mean_psnr": summary, "per_point": {k: [x.tolist() for x in v] for k, v in scores.items()}}, prov)
-    print(f"next-frame PSNR over {args.envs} mazes x {len(points)} points, {sim.sampling_steps} sampler steps")
+    print(f"next-frame PSNR over {args.envs} mazes x {len(points)} points, {sim.sampler.steps} sampler steps")
     print("| prediction | PSNR |\n|---|---:|")
     for k, v in summary.items():
         print(f"| {k.replace('_', ' ')} | {v:.2f} |")

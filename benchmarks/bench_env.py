@@ -24,6 +24,7 @@ exactly what trained ones do. Prints a markdown table; --out writes the numbers 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -40,8 +41,8 @@ from tqdm import tqdm
 import worldsim  # noqa: F401  (registers LSSVWM-v0)
 from worldsim.checkpoint import save_model
 from worldsim.config import preset
+from worldsim.diffusion import SamplerSettings
 from worldsim.model import LSSVWM
-from worldsim.simulator import DEFAULT_SAMPLING
 
 WINDOW = 20  # steps timed after each snapshot
 ROUNDS = 3  # alternating early / late timing rounds
@@ -54,7 +55,8 @@ def random_checkpoint(config: str, directory: str) -> str:
     size = model.cfg.image_size
     source = {"env_id": "worldsim/Maze-v0", "env_kwargs": {"image_size": size}, "render_fps": 15,
               "action_space": {"type": "discrete", "n": model.cfg.num_actions}}
-    return str(save_model(os.path.join(directory, f"random-{config}"), model, source, DEFAULT_SAMPLING))
+    sampling = dataclasses.asdict(SamplerSettings())
+    return str(save_model(os.path.join(directory, f"random-{config}"), model, source, sampling))
 
 
 def latency(checkpoint: str, device: str, frames: int, early: int, sampling_steps: int | None) -> dict:

@@ -63,8 +63,8 @@ def main() -> None:
             passes[mode] = len(calls) / args.frames
     rows = []
     base = statistics.median(seconds["own pass"][1:])
-    print(f"{args.checkpoint}: batch 1, {sims['fused'].sampling_steps} sampler steps, context noise "
-          f"{sims['fused'].context_noise}, {args.rounds} rounds x {args.frames} frames, {args.threads} threads")
+    print(f"{args.checkpoint}: batch 1, {sims['fused'].sampler.steps} sampler steps, context noise "
+          f"{sims['fused'].sampler.context_noise}, {args.rounds} rounds x {args.frames} frames, {args.threads} threads")
     print("| mode | model passes per frame | median ms/frame | speed vs own pass |\n|---|---:|---:|---:|")
     for mode in MODES:
         ms = statistics.median(seconds[mode][1:])

@@ -105,7 +105,8 @@ def main() -> None:
                "inside_true_range": float(inside.mean()), "blocks": blocks}
 
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
-                      config={"seed": seed, "sampling_steps": sim.sampling_steps, "context_noise": sim.context_noise})
+                      config={"seed": seed, "sampling_steps": sim.sampler.steps,
+                              "context_noise": sim.sampler.context_noise})
     out = args.out.rstrip("/")
     write_json(f"{out}/long_rollout.json", {"summary": summary, "per_frame": stats}, prov)
     plots.frame_strip(np.stack([kept_true[t] for t in keep])[None], np.stack([kept_gen[t] for t in keep])[None],

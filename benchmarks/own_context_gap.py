@@ -39,9 +39,9 @@ def memories(sim: Simulator, frames: torch.Tensor, actions: torch.Tensor, seed: 
     zeros = torch.zeros(actions.shape)
     w = prepare_window(frames, actions, zeros, zeros, ObjectiveConfig(long_context_prob=0.0),
                        torch.Generator().manual_seed(seed))
-    level = torch.full_like(w.tau, sim.context_noise)
+    level = torch.full_like(w.tau, sim.sampler.context_noise)
     w = dataclasses.replace(w, loss_mask=torch.zeros_like(w.loss_mask))  # every frame is context
-    own = own_context(sim.model, w, torch.ones(1, dtype=torch.bool), sim.context_noise,
+    own = own_context(sim.model, w, torch.ones(1, dtype=torch.bool), sim.sampler.context_noise,
                       torch.Generator().manual_seed(seed))
     commit = lambda z, tau: sim.model(z, tau, w.produced, update_cache=True).cache  # noqa: E731
     with torch.no_grad():
@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/own_context_gap.json")
     args = p.parse_args()
+    if args.episodes < 2:
+        p.error(f"--episodes must be >= 2 (the gaps are given with their standard error), got {args.episodes}")
     torch.set_num_threads(args.threads)
     model, config = load_model(args.checkpoint)
     sim = Simulator.for_checkpoint(model, config, device="cpu")
@@ -79,8 +81,9 @@ def main() -> None:
 
     t = {c: torch.tensor(v) for c, v in scores.items()}  # [episodes, G]
     n = len(episodes)
-    print(f"\n{args.checkpoint}, {n} held-out episodes, memory of {P} frames, context noise {sim.context_noise}, "
-          f"{sim.sampling_steps} sampler steps: PSNR of generated frame 1..{G}\n")
+    print(f"\n{args.checkpoint}, {n} held-out episodes, memory of {P} frames, "
+          f"context noise {sim.sampler.context_noise}, "
+          f"{sim.sampler.steps} sampler steps: PSNR of generated frame 1..{G}\n")
     print("| memory | " + " | ".join(f"frame {j + 1}" for j in range(G)) + " |\n|---|" + "---:|" * G)
     for c in CONDITIONS:
         print(f"| {c} | " + " | ".join(f"{v:.2f}" for v in t[c].mean(0).tolist()) + " |")

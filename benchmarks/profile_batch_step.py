@@ -97,7 +97,7 @@ def main() -> None:
     launches = sum(e.count for e in kernels) / a.steps
     busy_ms = sum(per_kind.values())
     print(f"{a.checkpoint} on {sim.device.type}, batch {a.batch}, {a.dtype}{' + TF32' if a.tf32 else ''}, "
-          f"{sim.sampling_steps} sampler steps: {wall_ms:.1f} ms per step ({a.batch / wall_ms * 1e3:,.0f} frames/s), "
+          f"{sim.sampler.steps} sampler steps: {wall_ms:.1f} ms per step ({a.batch / wall_ms * 1e3:,.0f} frames/s), "
           + (f"kernels {busy_ms:.1f} ms (GPU busy {100 * busy_ms / wall_ms:.0f}%), {launches:,.0f} launches per step\n"
              if cuda else f"{launches:,.0f} ops per step, their self time {busy_ms:.1f} ms under the profiler\n"))
     print("| kind | ms per step | share |\n|---|---:|---:|")

@@ -19,6 +19,7 @@ import torch
 import worldsim.model.block_ssm as block_ssm
 from worldsim.bench import actions, random_context
 from worldsim.config import preset
+from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.model import LSSVWM
 from worldsim.simulator import Simulator
@@ -74,7 +75,7 @@ def main() -> None:
     for name in names:
         cfg = preset("small") if LAYOUTS[name] is None else preset("small", ssm_blocks=LAYOUTS[name])
         torch.manual_seed(0)
-        sim = Simulator(LSSVWM(cfg), sampling_steps=2, device="cpu")
+        sim = Simulator(LSSVWM(cfg), SamplerSettings(steps=2), device="cpu")
         for layer in sim.model.layers:
             for part in SUBLAYERS:
                 if getattr(layer, part, None) is not None:

@@ -3,7 +3,7 @@
     python benchmarks/sampler_schedule.py --checkpoint maze --powers 1,1.5,2,3 \\
         --tasks next-frame:100:50,retrieval:50,retrieval,reasoning,recall --out runs/schedule
 
-Pass i of n runs at noise level (1 - i/n) ** power (`diffusion.sampler_levels`): power 1 spaces
+Pass i of n runs at noise level (1 - i/n) ** power (`SamplerSettings.levels`): power 1 spaces
 them evenly (2 steps: 1 and 0.5), a larger power starts the later passes less noisy (2 steps at
 power 2: 1 and 0.25). Each task's held-out episodes are rendered once and scored at every power
 with one simulator, so the rows differ by the schedule alone; every row is paired per episode
@@ -15,13 +15,13 @@ Writes OUT/schedule.json (per-episode scores, provenance) and prints a markdown 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 
 from worldsim.checkpoint import load_model
-from worldsim.diffusion import sampler_levels
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import TASKS, evaluate, lengths, maze_episodes, maze_size, recall_scores
@@ -64,13 +64,14 @@ def main(argv=None) -> int:
     lpips_net = load_lpips()
     out = Path(args.out)
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]})  # hashes the checkpoint: once
-    report = {"powers": powers, "sampling_steps": sim.sampling_steps, "context_noise": sim.context_noise, "tasks": []}
+    report = {"powers": powers, "sampling_steps": sim.sampler.steps, "context_noise": sim.sampler.context_noise,
+              "tasks": []}
     for task, context, generate in tasks:
         context, generate = lengths(task, context, generate)
         episodes = maze_episodes(task, args.episodes, context, generate, maze_size(config), model.cfg.image_size)
         rows = []
         for power in powers:
-            sim.schedule_power = power
+            sim.sampler = dataclasses.replace(sim.sampler, schedule_power=power)
             result, rollouts = evaluate(sim, episodes, None if task == "recall" else generate,
                                         teacher_forced=task == "next-frame", batch_size=args.batch_size,
                                         lpips_net=lpips_net)
@@ -83,14 +84,15 @@ def main(argv=None) -> int:
             write_json(out / "schedule.json", report, prov)
         levels = ", ".join(f"{r['power']:g}" for r in rows)
         print(f"\n{task}, context {context}{f', generate {generate}' if generate else ''}, {len(episodes)} episodes, "
-              f"{sim.sampling_steps} sampler steps, powers {levels}:\n")
+              f"{sim.sampler.steps} sampler steps, powers {levels}:\n")
         print("| power | pass levels | PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired |"
               + (" cue colour right |" if task == "recall" else "") + "\n|---|---|---|---|---|---|---|"
               + ("---|" if task == "recall" else ""))
         base = rows[0]["per_episode"]
         for r in rows:
             ep, m = r["per_episode"], r["mean"]
-            passes = ", ".join(f"{x:.3g}" for x in sampler_levels(sim.sampling_steps, r["power"])[:-1])
+            levels = dataclasses.replace(sim.sampler, schedule_power=r["power"]).levels()
+            passes = ", ".join(f"{x:.3g}" for x in levels[:-1])
             lpips = f"{m['lpips']:.3f}" if m.get("lpips") is not None else "-"
             line = (f"| {r['power']:g} | {passes} | {m['psnr']:.2f} | {m['ssim']:.3f} | {lpips} | "
                     f"{paired(ep['psnr'], base['psnr'])} | "

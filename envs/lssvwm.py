@@ -64,7 +64,7 @@ env = gym.make("LSSVWM-v0", checkpoint="maze", device="auto", sampling_steps=Non
 * `checkpoint`: a checkpoint directory, a training run directory, or a shipped name (default "maze").
 * `device`: "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
 * `sampling_steps`, `context_noise`, `commit_in_sampler`, `schedule_power`: sampler settings (default: the checkpoint's
-  "sampling"; `worldsim.simulator.Simulator` explains them).
+  "sampling"; `worldsim.diffusion.SamplerSettings` explains them).
 * `dtype`: "float32" or "bfloat16".
 * `cuda_graph`: replay each step from a CUDA graph (`worldsim.step_graph`): on a GPU one launch
   instead of thousands of small kernels (None, the default: on when the device is CUDA). The
@@ -77,6 +77,7 @@ Vectorised: `gym.make_vec("LSSVWM-v0", num_envs=N)` generates all N envs as one 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -172,13 +173,11 @@ class LSSVWMEnv(gym.Env):
 
     @property
     def sampling_steps(self) -> int:
-        return self.simulator.sampling_steps
+        return self.simulator.sampler.steps
 
     @sampling_steps.setter
     def sampling_steps(self, steps: int) -> None:
-        if int(steps) < 1:
-            raise ValueError(f"sampling_steps must be >= 1, got {steps}")
-        self.simulator.sampling_steps = int(steps)
+        self.simulator.sampler = dataclasses.replace(self.simulator.sampler, steps=int(steps))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

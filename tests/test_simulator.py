@@ -1,26 +1,52 @@
 """Simulator construction: the checkpoint's sampler settings, overrides, and bad settings."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from worldsim.checkpoint import load_model
-from worldsim.simulator import DEFAULT_SAMPLING, Simulator
+from worldsim.diffusion import SamplerSettings
+from worldsim.simulator import Simulator
 
 
 def test_for_checkpoint_takes_the_shipped_sampler_settings_unless_overridden(tiny_checkpoint):
     model, config = load_model(tiny_checkpoint)
     sim = Simulator.for_checkpoint(model, config, device="cpu")
     assert config["sampling"] == {"steps": 2, "context_noise": 0.02}  # what the tiny fixture ships
-    assert (sim.sampling_steps, sim.context_noise) == (2, 0.02)
+    assert sim.sampler == SamplerSettings(steps=2, context_noise=0.02)  # the rest at their defaults
     sim = Simulator.for_checkpoint(model, config, sampling_steps=5, context_noise=0.0, device="cpu", dtype="bfloat16")
-    assert (sim.sampling_steps, sim.context_noise, sim.dtype) == (5, 0.0, torch.bfloat16)
+    assert (sim.sampler.steps, sim.sampler.context_noise, sim.dtype) == (5, 0.0, torch.bfloat16)
     sim = Simulator.for_checkpoint(model, {}, device="cpu")  # a config without sampling: the defaults
-    assert (sim.sampling_steps, sim.context_noise) == (DEFAULT_SAMPLING["steps"], DEFAULT_SAMPLING["context_noise"])
+    assert sim.sampler == SamplerSettings() and (sim.sampler.steps, sim.sampler.context_noise) == (4, 0.5)
+
+
+@pytest.mark.parametrize("field, keyword, shipped, given", [
+    ("commit_in_sampler", "commit_in_sampler", True, False), ("schedule_power", "schedule_power", 2.5, 1.5),
+    ("steps", "sampling_steps", 3, 1), ("context_noise", "context_noise", 0.25, 0.0)])
+def test_each_sampler_setting_comes_from_the_checkpoint_unless_overridden(tiny_checkpoint, field, keyword, shipped,
+                                                                          given):
+    model, config = load_model(tiny_checkpoint)
+    shipped_config = {**config, "sampling": {**config["sampling"], field: shipped}}
+    assert getattr(Simulator.for_checkpoint(model, shipped_config, device="cpu").sampler, field) == shipped
+    sim = Simulator.for_checkpoint(model, shipped_config, device="cpu", **{keyword: given})
+    assert getattr(sim.sampler, field) == given
+
+
+def test_sampler_settings_change_as_a_whole_and_are_checked_again():
+    sampler = SamplerSettings(steps=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sampler.steps = 3  # a simulator's CUDA graph is keyed by the settings object's value
+    assert dataclasses.replace(sampler, schedule_power=2.0).levels() == [1.0, 0.25, 0.0]
+    with pytest.raises(ValueError, match="sampling steps must be an int >= 1"):
+        dataclasses.replace(sampler, steps=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stepz'"):
+        SamplerSettings.from_config({"sampling": {"stepz": 2}})  # a misspelt config.json key is not ignored
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "float64"}, "dtype must be one of"),
-    ({"sampling_steps": 0}, "sampling_steps must be >= 1"),
+    ({"sampling_steps": 0}, "sampling steps must be an int >= 1"),
     ({"context_noise": 2.0}, r"context_noise is a noise level in \[0, 1\]"),
     ({"context_noise": -0.1}, r"context_noise is a noise level in \[0, 1\]"),
     ({"schedule_power": 0.0}, "schedule_power must be > 0"),
@@ -156,7 +182,7 @@ def test_the_sampler_passes_run_at_the_schedule_levels(tiny_checkpoint, one_thre
     the previous frame at the context noise, for its commit."""
     model, config = load_model(tiny_checkpoint)
     sim = Simulator.for_checkpoint(model, config, 3, 0.5, device="cpu", schedule_power=power)
-    assert sim.schedule_power == power
+    assert sim.sampler.schedule_power == power
     g = torch.Generator().manual_seed(0)
     sim.reset(torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g),
               torch.randint(0, 6, (2, 4), generator=g), seeds=[3, 4])
@@ -184,7 +210,8 @@ def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tin
     noise = torch.randn(2, 3, 16, 16, generator=g)
     action = torch.tensor([0, 5])
     with torch.no_grad():
-        _, _, _, fast, pending = sample_next_frame(model, cache, action, noise, 2, 0.5, commit_in_sampler=True)
+        sampler = SamplerSettings(steps=2, context_noise=0.5, commit_in_sampler=True)
+        _, _, _, fast, pending = sample_next_frame(model, cache, action, noise, sampler)
         assert pending is None
         z = noise[:, None]
         v = model(z, torch.ones(2, 1), action[:, None], cache=cache).prediction
@@ -195,22 +222,6 @@ def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tin
                         update_cache=True).cache
     for name, x in by_hand.state_dict().items():
         torch.testing.assert_close(fast.state_dict()[name], x, rtol=1e-4, atol=1e-5, msg=name)
-
-
-def test_commit_in_sampler_comes_from_the_checkpoint_unless_overridden(tiny_checkpoint):
-    model, config = load_model(tiny_checkpoint)
-    assert Simulator.for_checkpoint(model, config, device="cpu").commit_in_sampler is False  # the default
-    shipped = {**config, "sampling": {**config["sampling"], "commit_in_sampler": True}}
-    assert Simulator.for_checkpoint(model, shipped, device="cpu").commit_in_sampler is True
-    assert Simulator.for_checkpoint(model, shipped, device="cpu", commit_in_sampler=False).commit_in_sampler is False
-
-
-def test_schedule_power_comes_from_the_checkpoint_unless_overridden(tiny_checkpoint):
-    model, config = load_model(tiny_checkpoint)
-    assert Simulator.for_checkpoint(model, config, device="cpu").schedule_power == 1.0  # the default
-    shipped = {**config, "sampling": {**config["sampling"], "schedule_power": 2.5}}
-    assert Simulator.for_checkpoint(model, shipped, device="cpu").schedule_power == 2.5
-    assert Simulator.for_checkpoint(model, shipped, device="cpu", schedule_power=1.5).schedule_power == 1.5
 
 
 def test_a_bfloat16_memory_holds_keys_in_bfloat16_and_changes_no_frame(tiny_checkpoint, one_thread):

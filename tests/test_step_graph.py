@@ -1,11 +1,14 @@
 """The graphed step (worldsim/step_graph.py) generates what the plain step does, through every way
 the simulator's memory changes hands: snapshots, an eager commit, new settings, a partial reset."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from worldsim.checkpoint import load_model
 from worldsim.config import preset, variant
+from worldsim.diffusion import SamplerSettings
 from worldsim.model import LSSVWM
 from worldsim.simulator import Simulator
 from worldsim.step_graph import StepGraph
@@ -28,7 +31,7 @@ def script(sim: Simulator) -> list[tuple]:
     sim.cache.snapshot()  # reading the memory commits the pending frame eagerly
     for i in range(4, 7):
         step(i)
-    sim.sampling_steps = 3  # another sampler: another graph
+    sim.sampler = dataclasses.replace(sim.sampler, steps=3)  # another sampler: another graph
     for i in range(7, 10):
         step(i)
     sim.set_state(snapshot)  # back in time: the same actions must give the same frames again
@@ -69,11 +72,24 @@ def test_a_growing_memory_steps_without_a_graph(tiny_checkpoint, one_thread):
     """Full causal attention's memory grows every frame, so no fixed buffers hold it."""
     torch.manual_seed(0)
     model = LSSVWM(variant(preset("tiny"), "full_attention"))
-    sim = Simulator(model, sampling_steps=1, device="cpu", cuda_graph=True)
+    sim = Simulator(model, SamplerSettings(steps=1), device="cpu", cuda_graph=True)
     sim.reset(torch.zeros(1, 1, 16, 16, 3, dtype=torch.uint8))
     for a in range(3):
         sim.step(torch.tensor([a]))
     assert sim._graph is None and sim.frame_index.tolist() == [4]
+
+
+def test_a_graph_of_a_step_that_commits_in_the_sampler_is_refused(tiny_checkpoint):
+    """Such a step leaves no commit pending, which the graph's buffers are laid out for."""
+    model, config = load_model(tiny_checkpoint)
+    sim = Simulator.for_checkpoint(model, config, device="cpu")
+    sim.reset(torch.zeros(1, 1, 16, 16, 3, dtype=torch.uint8))
+    sim.step(torch.tensor([0]))
+    state, noise = sim.get_state(), torch.zeros(2, 1, 3, 16, 16)
+    assert state.pending is not None
+    with pytest.raises(ValueError, match="with commit_in_sampler a sampler pass commits it"):
+        StepGraph(sim.model, state.cache, state.pending, torch.tensor([1]), noise,
+                  SamplerSettings(steps=2, context_noise=0.5, commit_in_sampler=True), torch.float32)
 
 
 @pytest.mark.parametrize("device", DEVICES)

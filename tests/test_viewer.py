@@ -44,7 +44,7 @@ def test_game_steps_pauses_resets_and_turns_the_sampler_knob(game):
     hud = "\n".join(game.hud())
     assert "frame 2" in hud and "sampler steps 1" in hud and "commit with next frame" in hud and "MiB" in hud
     game.command("commit_mode")
-    assert game.sim_env.simulator.commit_in_sampler and "commit in sampler" in "\n".join(game.hud())
+    assert game.sim_env.simulator.sampler.commit_in_sampler and "commit in sampler" in "\n".join(game.hud())
     game.tick(1)
     assert game.sim_env.frame_index == 3
     with pytest.raises(ValueError, match="unknown command"):

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from worldsim.cli import positive_int
 from worldsim.config import ARCHITECTURES, PRESETS, ModelConfig, preset, variant
 from worldsim.data.batch import TrajectoryBatch
+from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.provenance import provenance, write_json
@@ -342,7 +343,8 @@ def run(args) -> int:
 
     if "latency" in sections:
         frames = args.frames or (10_000 if cuda else 2000)
-        runs = {a: latency_vs_frames(Simulator(m, args.sampling_steps, device=device, dtype=args.dtype), frames, a,
+        sampler = SamplerSettings(steps=args.sampling_steps)
+        runs = {a: latency_vs_frames(Simulator(m, sampler, device=device, dtype=args.dtype), frames, a,
                                      args.max_cache_gb * 2**30) for a, m in nets.items()}
         report["latency"] = {"frames": frames, "runs": runs, "ratios": latency_ratios(runs)}
         tables.append(f"Latency and memory vs frames generated (batch 1, {args.sampling_steps} sampler steps):\n\n"
@@ -351,8 +353,8 @@ def run(args) -> int:
     if "batch" in sections:
         graph_modes = (False, True) if args.cuda_graph else (False,)
         graphed = "CUDA graph" if cuda else "static step (no graph on a CPU)"
-        sims = {graphed if g else "plain": Simulator(main, args.sampling_steps, device=device, dtype=args.dtype,
-                                                          cuda_graph=g) for g in graph_modes}
+        sims = {graphed if g else "plain": Simulator(main, SamplerSettings(steps=args.sampling_steps), device=device,
+                                                     dtype=args.dtype, cuda_graph=g) for g in graph_modes}
         rows = batched_throughput(sims, ints(args.batch_sizes), args.batch_steps, args.batch_rounds)
         report["batch"] = rows
         tables.append(f"Batched generation (one Simulator per mode, {main.cfg.architecture}, median step of "

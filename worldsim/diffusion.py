@@ -19,6 +19,7 @@ as DFoT), which keeps long rollouts from drifting; that commit rides in the next
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -103,10 +104,42 @@ def prev_actions(actions: Tensor, first_action=None) -> Tensor:
     return torch.cat([none, actions[:, :-1]], dim=1)
 
 
-def sampler_levels(steps: int, power: float = 1.0) -> list[float]:
-    """The noise level of each sampler pass, then 0: [(1 - i / steps) ** power for i in 0..steps].
-    Python floats, so that a step reads no device tensor to find its commit pass."""
-    return [(1 - i / steps) ** power for i in range(steps + 1)]
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How a frame is generated and committed to the memory: a checkpoint's config.json "sampling".
+    The defaults are what a checkpoint that sets nothing samples with (new training runs write them).
+    Frozen: a simulator's CUDA graph is captured for one setting, and a change is a new object."""
+
+    steps: int = 4  # DDIM passes per frame
+    # Noise level generated frames are committed at (0 clean, 1 pure noise). 0.5 kept the maze
+    # model's rollouts from collapsing and scored best on retrieval among 0.02-1.0 (BENCHMARKS.md,
+    # "Context noise").
+    context_noise: float = 0.5
+    # Commit the frame from the sampler's pass at `context_noise` instead of in the next frame's
+    # first pass (`sample_next_frame`); needs a pass at that very level.
+    commit_in_sampler: bool = False
+    schedule_power: float = 1.0  # pass i of n runs at noise level (1 - i/n) ** power
+
+    def __post_init__(self):
+        if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):  # numpy's ints too
+            raise ValueError(f"sampling steps must be an int >= 1, got {self.steps!r}")
+        if not 0 <= self.context_noise <= 1:
+            raise ValueError("context_noise is a noise level in [0, 1] (0 clean, 1 pure noise), "
+                             f"got {self.context_noise}")
+        if not self.schedule_power > 0:
+            raise ValueError(f"schedule_power must be > 0 (1: evenly spaced noise levels), got {self.schedule_power}")
+
+    @classmethod
+    def from_config(cls, config: dict, **overrides) -> "SamplerSettings":
+        """A checkpoint config's "sampling" over the defaults, then `overrides` (field names) that
+        are not None."""
+        given = {**config.get("sampling", {}), **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**given)
+
+    def levels(self) -> list[float]:
+        """The noise level of each pass, then 0: [(1 - i / steps) ** schedule_power for i in 0..steps].
+        Python floats, so that a step reads no device tensor to find its commit pass."""
+        return [(1 - i / self.steps) ** self.schedule_power for i in range(self.steps + 1)]
 
 
 @dataclass
@@ -140,19 +173,17 @@ class PendingCommit:
 
 
 @torch.no_grad()
-def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, steps: int,
-                      context_noise: float = 0.0, commit_noise: Tensor | None = None,
-                      commit_in_sampler: bool = False, pending: PendingCommit | None = None,
-                      schedule_power: float = 1.0):
+def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, noise: Tensor, sampler: SamplerSettings,
+                      commit_noise: Tensor | None = None, pending: PendingCommit | None = None):
     """Generate one frame per batch element after the frames in `cache` (and `pending`).
 
     action: [B] (or [B, A]) the action that produces the new frame; noise: [B, C, H, W] initial
-    noise (the sampler is deterministic given it); steps: DDIM steps at the noise levels of
-    `sampler_levels(steps, schedule_power)`, read-only cache passes except for what they commit:
+    noise (the sampler is deterministic given it); sampler: DDIM steps at the noise levels of
+    `sampler.levels()`, read-only cache passes except for what they commit:
       - `pending`, the previous frame's deferred commit, rides along in the first pass, which
         commits it before the new frame reads the memory (the same memory as committing it alone);
-      - the new frame is committed at noise level `context_noise` (with `commit_noise`), by the
-        next call's first pass: it comes back as a PendingCommit. With `commit_in_sampler`, when a
+      - the new frame is committed at noise level `sampler.context_noise` (with `commit_noise`), by
+        the next call's first pass: it comes back as a PendingCommit. With `commit_in_sampler`, when a
         sampler pass runs at that very level (2 steps and context noise 0.5: the second pass), that
         pass commits it instead, from its input: the sampler's estimate at that level -- with 2
         steps the first pass's estimate noised with the initial noise, since at tau = 1 the DDIM
@@ -163,12 +194,13 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
     the new frame's PendingCommit or None when it was committed).
     """
     B = noise.shape[0]
+    steps, context_noise = sampler.steps, sampler.context_noise
     act = action[:, None]
     z = noise[:, None]  # [B, 1, C, H, W]
     # made on the device, not copied from the host list, so that a CUDA graph can capture it
-    taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device).pow(schedule_power)
-    levels = sampler_levels(steps, schedule_power)
-    at_level = [i for i in range(steps) if abs(levels[i] - context_noise) < 1e-6] if commit_in_sampler else []
+    taus = torch.linspace(1.0, 0.0, steps + 1, device=noise.device).pow(sampler.schedule_power)
+    levels = sampler.levels()
+    at_level = [i for i in range(steps) if abs(levels[i] - context_noise) < 1e-6] if sampler.commit_in_sampler else []
     commit_pass = at_level[0] if at_level else None
     if pending is not None and commit_pass == 0:  # (context noise 1) the first pass commits its own input
         cache, pending = pending.commit(model, cache), None

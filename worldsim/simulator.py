@@ -4,8 +4,8 @@ It owns the model's memory (an `InferenceCache`, batch-leading, fixed size for L
 noise generator per batch element:
 
     sim.reset(frames, actions, seeds)   prefill the memory from real context frames, one parallel pass
-    sim.step(actions)                   denoise the next frame in `sampling_steps` passes (at the
-                                        noise levels of `diffusion.sampler_levels`); the
+    sim.step(actions)                   denoise the next frame in `sim.sampler.steps` passes (at
+                                        the noise levels of `SamplerSettings.levels`); the
                                         first also commits the previous frame to the memory, so
                                         the new frame's commit waits for the next step (with
                                         `commit_in_sampler`, the sampler's pass at the
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worldsim.diffusion import PendingCommit, prev_actions, sample_next_frame, to_model_space, to_uint8
+from worldsim.diffusion import PendingCommit, SamplerSettings, prev_actions, sample_next_frame, to_model_space, to_uint8
 from worldsim.episode_noise import EpisodeNoise
 from worldsim.model import LSSVWM, InferenceCache
 from worldsim.step_graph import StepGraph
@@ -53,11 +53,6 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-# What a checkpoint samples with when its config.json sets nothing else (new training runs write
-# these). Context noise 0.5: committing generated frames half-noised kept the maze model's
-# rollouts from collapsing and scored best on retrieval among 0.02-1.0 (BENCHMARKS.md, "Context noise").
-DEFAULT_SAMPLING = {"steps": 4, "context_noise": 0.5, "commit_in_sampler": False, "schedule_power": 1.0}
 
 
 def add_sampling_arguments(parser) -> None:
@@ -113,17 +108,8 @@ class Simulator:
     # frames in one pass took more than 24 GiB on a CPU).
     prefill_segment = 64
 
-    def __init__(self, model: LSSVWM, sampling_steps: int = DEFAULT_SAMPLING["steps"],
-                 context_noise: float = DEFAULT_SAMPLING["context_noise"],
-                 device="auto", dtype: str | torch.dtype = "float32",
-                 commit_in_sampler: bool = DEFAULT_SAMPLING["commit_in_sampler"], cuda_graph: bool | None = None,
-                 compile: bool = False, schedule_power: float = DEFAULT_SAMPLING["schedule_power"]):
-        if sampling_steps < 1:
-            raise ValueError(f"sampling_steps must be >= 1, got {sampling_steps}")
-        if not 0 <= context_noise <= 1:
-            raise ValueError(f"context_noise is a noise level in [0, 1] (0 clean, 1 pure noise), got {context_noise}")
-        if not schedule_power > 0:
-            raise ValueError(f"schedule_power must be > 0 (1: evenly spaced noise levels), got {schedule_power}")
+    def __init__(self, model: LSSVWM, sampler: SamplerSettings = SamplerSettings(), device="auto",
+                 dtype: str | torch.dtype = "float32", cuda_graph: bool | None = None, compile: bool = False):
         if isinstance(dtype, str) and dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
@@ -138,8 +124,7 @@ class Simulator:
         # are few (`dynamic=False`: one per pass shape), where prefill would add one per context length.
         self.step_model = torch.compile(self.model, dynamic=False) if compile else self.model
         self.cfg = model.cfg
-        self.sampling_steps, self.context_noise = sampling_steps, context_noise
-        self.commit_in_sampler, self.schedule_power = commit_in_sampler, schedule_power
+        self.sampler = sampler  # settable between steps: `dataclasses.replace(sim.sampler, steps=4)`
         # Replay the steady-state step from a CUDA graph (`StepGraph`) where it has fixed shapes:
         # not while the memory grows (full causal attention) nor when the sampler commits. None: on a
         # GPU, where it pays (13x at batch 1); on a CPU the same buffers run eagerly and gain nothing.
@@ -158,14 +143,11 @@ class Simulator:
                        commit_in_sampler: bool | None = None, cuda_graph: bool | None = None,
                        compile: bool = False, schedule_power: float | None = None) -> "Simulator":
         """A simulator of a loaded checkpoint (`checkpoint.load_model`) with the sampler settings
-        its config.json ships, except those given here (None = the checkpoint's)."""
-        sampling = {**DEFAULT_SAMPLING, **config.get("sampling", {})}
-        return cls(model, sampling["steps"] if sampling_steps is None else sampling_steps,
-                   sampling["context_noise"] if context_noise is None else context_noise,
-                   device=device, dtype=dtype,
-                   commit_in_sampler=sampling["commit_in_sampler"] if commit_in_sampler is None else commit_in_sampler,
-                   cuda_graph=cuda_graph, compile=compile,
-                   schedule_power=sampling["schedule_power"] if schedule_power is None else schedule_power)
+        its config.json ships, except those given here (None = the checkpoint's; the keywords of
+        the envs and of `sampling_options`)."""
+        sampler = SamplerSettings.from_config(config, steps=sampling_steps, context_noise=context_noise,
+                                              commit_in_sampler=commit_in_sampler, schedule_power=schedule_power)
+        return cls(model, sampler, device=device, dtype=dtype, cuda_graph=cuda_graph, compile=compile)
 
     @property
     def cache(self) -> InferenceCache | None:
@@ -313,8 +295,7 @@ class Simulator:
         else:
             with self._autocast():
                 x0, reward, term, self._cache, self.pending = sample_next_frame(
-                    self.step_model, self._cache, actions, noise[0], self.sampling_steps, self.context_noise, noise[1],
-                    self.commit_in_sampler, self.pending, self.schedule_power)
+                    self.step_model, self._cache, actions, noise[0], self.sampler, noise[1], self.pending)
         self.noise.draw_ahead()  # on a GPU, the host draws the next step's noise while this one runs
         self.frames = to_uint8(x0.float()).cpu()
         self.last_step_seconds = time.perf_counter() - start
@@ -322,17 +303,16 @@ class Simulator:
 
     def _graphable(self) -> bool:
         grows = self.cfg.attention and self.cfg.attn_window is None
-        return self.cuda_graph and self.pending is not None and not self.commit_in_sampler and not grows
+        return self.cuda_graph and self.pending is not None and not self.sampler.commit_in_sampler and not grows
 
     def _graph_step(self, actions: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The step from the StepGraph for these settings (captured anew when they change); the
         memory and the pending commit are then the graph's buffers, updated in place by later steps."""
-        key = (self.sampling_steps, self.schedule_power, self.context_noise, self.dtype, tuple(actions.shape),
-               actions.dtype)
+        key = (self.sampler, self.dtype, tuple(actions.shape), actions.dtype)
         if self._graph is None or self._graph_key != key:
             self._graph = None  # free the old graph's buffers before capturing the new one
-            self._graph = StepGraph(self.step_model, self._cache, self.pending, actions, noise, self.sampling_steps,
-                                    self.context_noise, self.dtype, self.schedule_power)
+            self._graph = StepGraph(self.step_model, self._cache, self.pending, actions, noise, self.sampler,
+                                    self.dtype)
             self._graph_key = key
         else:
             self._graph.load(self._cache, self.pending)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from worldsim.diffusion import PendingCommit, sample_next_frame
+from worldsim.diffusion import PendingCommit, SamplerSettings, sample_next_frame
 from worldsim.model import LSSVWM, InferenceCache
 
 
@@ -39,11 +39,14 @@ def _copy(dst: dict[str, Tensor], src: dict[str, Tensor]) -> None:
 
 class StepGraph:
     def __init__(self, model: LSSVWM, cache: InferenceCache, pending: PendingCommit, actions: Tensor,
-                 noise: Tensor, steps: int, context_noise: float, dtype: torch.dtype, schedule_power: float = 1.0):
+                 noise: Tensor, sampler: SamplerSettings, dtype: torch.dtype):
         """Static copies of the memory, the pending commit, the actions [B] (or [B, A]) and the noise
-        [2, B, C, H, W] given; captured in a CUDA graph when they are on a CUDA device."""
-        self.model, self.steps, self.context_noise, self.dtype = model, steps, context_noise, dtype
-        self.schedule_power = schedule_power
+        [2, B, C, H, W] given; captured in a CUDA graph when they are on a CUDA device. `sampler`
+        must commit each frame in the next frame's first pass (not `commit_in_sampler`)."""
+        if sampler.commit_in_sampler:
+            raise ValueError("StepGraph captures the step whose frame the next step's first pass commits; "
+                             "with commit_in_sampler a sampler pass commits it and none is left pending")
+        self.model, self.sampler, self.dtype = model, sampler, dtype
         self.cache, self.pending = cache.snapshot(), pending.clone()
         self.actions, self.noise = actions.clone(), noise.clone()
         self.outputs: tuple[Tensor, Tensor, Tensor] | None = None  # frame [B, C, H, W], reward [B], termination [B]
@@ -57,8 +60,7 @@ class StepGraph:
         with torch.no_grad(), torch.autocast(device, dtype=self.dtype, enabled=self.dtype != torch.float32,
                                              cache_enabled=False):
             frame, reward, term, cache, pending = sample_next_frame(
-                self.model, self.cache, self.actions, self.noise[0], self.steps, self.context_noise,
-                self.noise[1], False, self.pending, self.schedule_power)
+                self.model, self.cache, self.actions, self.noise[0], self.sampler, self.noise[1], self.pending)
         _copy(_buffers(self.cache, self.pending), _buffers(cache, pending))
         if self.outputs is None:
             self.outputs = (frame.clone(), reward.clone(), term.clone())

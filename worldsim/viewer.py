@@ -20,6 +20,7 @@ it directly), `Window` draws a Game and turns pygame events into its inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -108,7 +109,7 @@ class Game:
             self.sim_env.sampling_steps = max(1, self.sim_env.sampling_steps + (1 if name == "more_steps" else -1))
         elif name == "commit_mode":
             sim = self.sim_env.simulator
-            sim.commit_in_sampler = not sim.commit_in_sampler
+            sim.sampler = dataclasses.replace(sim.sampler, commit_in_sampler=not sim.sampler.commit_in_sampler)
         elif name == "quit":
             self.running = False
         else:
@@ -139,7 +140,8 @@ class Game:
         env = self.sim_env
         state = "PAUSED" if self.paused else ("REC " + self.recording_path.name if self.writer is not None else "")
         return [f"{self.fps:5.1f} frames/s   frame {env.frame_index}   reward {self.reward:+.2f}",
-                f"sampler steps {env.sampling_steps}   commit {'in sampler' if env.simulator.commit_in_sampler else 'with next frame'}   "
+                f"sampler steps {env.sampling_steps}   "
+                f"commit {'in sampler' if env.simulator.sampler.commit_in_sampler else 'with next frame'}   "
                 f"memory {env.memory_bytes() / 2**20:.2f} MiB   {state}",
                 "model | true env" if self.twin is not None else "model"]
 

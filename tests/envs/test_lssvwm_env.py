@@ -159,7 +159,7 @@ def test_bfloat16_runs_under_autocast(make):
 def test_sampler_settings_reach_the_simulator(make):
     env = make(sampling_steps=3, context_noise=0.25, commit_in_sampler=True)
     sim = env.unwrapped.simulator
-    assert (sim.sampling_steps, sim.context_noise, sim.commit_in_sampler) == (3, 0.25, True)
+    assert (sim.sampler.steps, sim.sampler.context_noise, sim.sampler.commit_in_sampler) == (3, 0.25, True)
     env.reset(seed=0)
     assert env.step(1)[0].shape == env.observation_space.shape
     env.close()
@@ -167,7 +167,7 @@ def test_sampler_settings_reach_the_simulator(make):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"dtype": "float64"}, "dtype must be one of"),
-    ({"sampling_steps": 0}, "sampling_steps must be >= 1"),
+    ({"sampling_steps": 0}, "sampling steps must be an int >= 1"),
     ({"render_mode": "ansi"}, "render_mode"),
 ])
 @pytest.mark.filterwarnings("ignore:.*not in the possible render_modes")  # gym.make's, before ours

@@ -11,6 +11,7 @@ from PIL import Image
 from worldsim.bench import latency_ratios, latency_table, latency_vs_frames
 from worldsim.cli import main
 from worldsim.config import preset, variant
+from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.provenance import PNG_KEY
 from worldsim.model import LSSVWM
 from worldsim.simulator import Simulator
@@ -63,7 +64,7 @@ def test_bench_refuses_quality_without_trained_weights(tmp_path, capsys):
 def test_a_run_that_outgrows_its_memory_budget_stops_and_says_so():
     runs = {}
     for arch in ("lssvwm", "full_attention"):
-        sim = Simulator(LSSVWM(variant(preset("tiny"), arch)), sampling_steps=1, device="cpu")
+        sim = Simulator(LSSVWM(variant(preset("tiny"), arch)), SamplerSettings(steps=1), device="cpu")
         runs[arch] = latency_vs_frames(sim, 30, arch, max_cache_bytes=150_000)
     assert runs["lssvwm"]["stopped"] is None and runs["lssvwm"]["frame"] == [10, 20, 30]
     assert runs["full_attention"]["frame"] == [10] and "cache above" in runs["full_attention"]["stopped"]

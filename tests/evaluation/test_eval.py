@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from worldsim.checkpoint import load_model
 from worldsim.cli import main
 from worldsim.data.shards import ShardWriter
+from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.lpips import LPIPS
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
 from worldsim.evaluation.tasks import Clip, _generate, final_run, read_cue_colour, rollout
@@ -96,7 +97,7 @@ def test_teacher_forcing_keeps_the_true_frames_in_memory(tiny_checkpoint):
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (2, 7, 16, 16, 3), dtype=torch.uint8, generator=g)
     actions = torch.randint(0, 6, (2, 7), generator=g)
-    sim = Simulator(model, sampling_steps=1, device="cpu")
+    sim = Simulator(model, SamplerSettings(steps=1), device="cpu")
     episodes = (list(frames), list(actions), [(3, 7), (3, 7)], [0, 1])
     _generate(sim, *episodes, teacher_forced=True)
     forced = sim.cache
@@ -116,7 +117,7 @@ def test_episodes_of_different_lengths_batch_as_they_run_alone(tiny_checkpoint, 
     episodes = [Clip(torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, generator=g),
                      torch.randint(0, 6, (n,), generator=g), c, seed)
                 for seed, (c, n) in enumerate([(3, 9), (5, 7), (2, 8)])]
-    sim = Simulator(model, sampling_steps=1, device="cpu")
+    sim = Simulator(model, SamplerSettings(steps=1), device="cpu")
     batched = rollout(sim, episodes, teacher_forced=teacher_forced, batch_size=3)
     alone = rollout(sim, episodes, teacher_forced=teacher_forced, batch_size=1)
     assert [len(f) for f in batched.generated] == [6, 2, 6]
@@ -151,7 +152,7 @@ def test_context_kept_gives_the_model_only_the_last_frames_of_the_context(tiny_c
     episodes = [Clip(torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, generator=g),
                      torch.randint(0, 6, (n,), generator=g), c, seed)
                 for seed, (c, n) in enumerate([(6, 10), (5, 9)])]
-    sim = Simulator(model, sampling_steps=1, device="cpu")
+    sim = Simulator(model, SamplerSettings(steps=1), device="cpu")
     cut = rollout(sim, episodes, teacher_forced=True, context_kept=2)
     started_late = rollout(sim, [Clip(e.frames[e.context_length - 2:], e.actions[e.context_length - 2:], 2, e.seed)
                                  for e in episodes], teacher_forced=True)

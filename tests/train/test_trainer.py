@@ -15,9 +15,8 @@ import torch
 
 from worldsim.checkpoint import load_model, load_tensors, resolve
 from worldsim.config import preset, variant
-from worldsim.diffusion import ObjectiveConfig, add_noise, alpha_sigma, sample_noise_levels
+from worldsim.diffusion import ObjectiveConfig, SamplerSettings, add_noise, alpha_sigma, sample_noise_levels
 from worldsim.model import LSSVWM
-from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
 from worldsim.train.trainer import Trainer
@@ -363,14 +362,14 @@ def test_a_run_started_from_a_checkpoint_keeps_its_sampler_settings_through_resu
     first.fit(2)
     config_path = resolve(tmp_path / "a") / "config.json"
     config = json.loads(config_path.read_text())
-    assert config["sampling"] == DEFAULT_SAMPLING
+    assert config["sampling"] == dataclasses.asdict(SamplerSettings())
     config["sampling"] = {"steps": 2, "context_noise": 0.3}  # as if chosen by measurement for these weights
     config_path.write_text(json.dumps(config))
 
     second = Trainer(tiny_cfg(seed=1), tmp_path / "b", device="cpu", source=fixed_source, show_progress=False)
     second.init_from(tmp_path / "a")
     second.fit(1)
-    expected = {**DEFAULT_SAMPLING, "steps": 2, "context_noise": 0.3}
+    expected = {**dataclasses.asdict(SamplerSettings()), "steps": 2, "context_noise": 0.3}
     assert json.loads((resolve(tmp_path / "b") / "config.json").read_text())["sampling"] == expected
     resumed = Trainer(tiny_cfg(seed=1), tmp_path / "b", device="cpu", source=fixed_source, show_progress=False)
     resumed.resume(tmp_path / "b")

@@ -18,6 +18,7 @@ back (context + turn-around); --generate M scores only its first M frames.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def run_task(args) -> int:
         episodes = shard_clips(args.data, args.episodes, context, generate)
     else:
         episodes = maze_episodes(args.task, args.episodes, context, generate, maze_size(config), model.cfg.image_size)
-    print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampling_steps}, "
+    print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampler.steps}, "
           f"device {sim.device}")
     teacher_forced = args.teacher_forced or args.task == "next-frame"
     result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
@@ -98,8 +99,7 @@ def run_task(args) -> int:
         result["recall"] = recall_scores(episodes, rollouts)
 
     out = Path(args.out or f"runs/eval-{args.task}")
-    sampling = {"steps": sim.sampling_steps, "context_noise": sim.context_noise,
-                "commit_in_sampler": sim.commit_in_sampler, "schedule_power": sim.schedule_power}
+    sampling = dataclasses.asdict(sim.sampler)
     prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
                       config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,

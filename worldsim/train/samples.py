@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldsim.diffusion import SamplerSettings
 from worldsim.simulator import Simulator
 from worldsim.video import mp4_writer
 
@@ -25,7 +26,7 @@ def write_sample_video(path: Path, model, frames: torch.Tensor, actions: torch.T
     """frames uint8 [T, H, W, 3], actions [T] (Gym-aligned). Generates frames context..T-1."""
     T = frames.shape[0]
     context = context or max(1, T // 2)
-    sim = Simulator(copy.deepcopy(model), sampling_steps=steps, device=device)
+    sim = Simulator(copy.deepcopy(model), SamplerSettings(steps=steps), device=device)
     sim.reset(frames[None, :context].cpu(), actions[None, : context - 1].cpu(), seeds=[0])
     generated = [frames[t].cpu().numpy() for t in range(context)]
     for t in range(context, T):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -23,9 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from worldsim.checkpoint import load_config, load_model, load_tensors, resolve, write_checkpoint
-from worldsim.diffusion import ObjectiveConfig
+from worldsim.diffusion import ObjectiveConfig, SamplerSettings
 from worldsim.model import LSSVWM
-from worldsim.simulator import DEFAULT_SAMPLING
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
 from worldsim.train.samples import write_sample_video
@@ -112,7 +112,7 @@ class Trainer:
         self.stop_requested = False
         # the sampler settings a checkpoint of this run is generated with; a run started from another
         # checkpoint keeps that one's, which were chosen by measurement for the weights it starts from
-        self.sampling = dict(DEFAULT_SAMPLING)
+        self.sampling = dataclasses.asdict(SamplerSettings())
 
     # -- checkpoints -------------------------------------------------------------------------
     def config_json(self) -> dict:
