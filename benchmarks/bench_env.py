@@ -183,7 +183,7 @@ def main(argv=None) -> int:
         if args.out:
             with open(args.out, "w") as f:
                 json.dump({"machine": machine, "model": model, "window_steps": WINDOW, "rounds": ROUNDS, **runs}, f,
-                          indent=1)
+                          separators=(",", ":"))  # compact, as write_json and the committed results
 
     print(f"## LSSVWM-v0 env: {model} ({machine['date']}, torch {machine['torch']}, {machine['cpu_count']} CPUs / "
           f"{machine['torch_threads']} threads, GPU: {machine['cuda']}, load average "
