@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ def load_benchmark(name: str):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as importing does: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -267,3 +269,37 @@ def test_sampler_schedule_pairs_each_power_with_the_first_and_reads_task_specs()
     for bad in ("retrieve:50", "recall:1:2:3"):
         with pytest.raises(argparse.ArgumentTypeError, match="TASK"):
             schedule.parse_task(bad)
+
+
+def test_history_guidance_at_scale_one_is_the_simulator_and_nothing_to_guide_by_changes_nothing(tiny_checkpoint,
+                                                                                                monkeypatch):
+    from worldsim.checkpoint import load_model
+    from worldsim.diffusion import SamplerSettings
+    from worldsim.evaluation.tasks import maze_episodes, maze_size, rollout
+    from worldsim.simulator import Simulator
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # its sibling import
+    guidance = load_benchmark("history_guidance")
+    model, config = load_model(tiny_checkpoint)
+    model.eval()
+    sampler = SamplerSettings.from_config(config)
+    episodes = maze_episodes("retrieval", 2, 6, None, maze_size(config), model.cfg.image_size)
+    for teacher_forced in (False, True):  # the generated frames committed at the context noise, or the true ones
+        plain = rollout(Simulator.for_checkpoint(model, config, device="cpu"), episodes, 4, teacher_forced)
+        guided = guidance.guided_rollout(model, episodes, 4, sampler, guidance.Guidance(1.0, 1.0), teacher_forced, 2)
+        for p, g in zip(plain.generated, guided.generated):
+            assert p.shape == g.shape == (4, 16, 16, 3)
+            assert np.abs(p.astype(int) - g.astype(int)).max() <= 1  # float rounding of another pass layout
+    # a weak memory that is the full one leaves nothing to extrapolate: any scale draws the same frame
+    g = torch.Generator().manual_seed(0)
+    memory = model(torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1, torch.zeros(2, 3),
+                   torch.randint(0, 6, (2, 3), generator=g), update_cache=True).cache
+    z, action = torch.randn(2, 1, 3, 16, 16, generator=g), torch.tensor([[1], [4]])
+    with torch.no_grad():
+        frames = [guidance.guided_frame(model, memory, memory, action, z, sampler, guidance.Guidance(s, 1.0))
+                  for s in (1.0, 3.0)]
+        weak = model(torch.randn(2, 3, 3, 16, 16, generator=g), torch.ones(2, 3),
+                     torch.randint(0, 6, (2, 3), generator=g), update_cache=True).cache
+        guided = guidance.guided_frame(model, memory, weak, action, z, sampler, guidance.Guidance(3.0, 1.0))
+    assert torch.equal(frames[0], frames[1])
+    assert not torch.equal(guided, frames[0])  # and a weak memory that differs does move the frame
