@@ -68,8 +68,8 @@ def main() -> int:
         print(f"| {r['image']} | {r['published']:.4f} | {r['ours']:.5f} | {r['difference']:+.5f} |")
     passed = heads == 0 and all(abs(r["difference"]) <= TOLERANCE for r in rows)
     print(f"\n{'PASS' if passed else 'FAIL'} (tolerance {TOLERANCE} on the pairs, exact on the heads)")
-    write_json(args.out, {"stored_dtype": str(stored), "heads_max_abs_difference": heads, "pairs": rows, "tolerance": TOLERANCE, "passed": passed},
-               provenance(args, "cpu"))
+    write_json(args.out, {"stored_dtype": str(stored), "heads_max_abs_difference": heads, "pairs": rows,
+                          "tolerance": TOLERANCE, "passed": passed}, provenance(args, "cpu"))
     print(f"wrote {args.out}")
     return 0 if passed else 1
 

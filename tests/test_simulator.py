@@ -33,7 +33,7 @@ def test_each_sampler_setting_comes_from_the_checkpoint_unless_overridden(tiny_c
     assert getattr(sim.sampler, field) == given
 
 
-def test_sampler_settings_change_as_a_whole_and_are_checked_again():
+def test_sampler_settings_change_whole_are_checked_and_a_simulator_takes_nothing_else():
     sampler = SamplerSettings(steps=2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         sampler.steps = 3  # a simulator's CUDA graph is keyed by the settings object's value
@@ -42,6 +42,8 @@ def test_sampler_settings_change_as_a_whole_and_are_checked_again():
         dataclasses.replace(sampler, steps=0)
     with pytest.raises(TypeError, match="unexpected keyword argument 'stepz'"):
         SamplerSettings.from_config({"sampling": {"stepz": 2}})  # a misspelt config.json key is not ignored
+    with pytest.raises(TypeError, match=r"sampler must be a SamplerSettings, e.g. SamplerSettings\(steps=2\), got 2"):
+        Simulator(None, 2)  # the step count where the settings go
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -110,6 +110,8 @@ class Simulator:
 
     def __init__(self, model: LSSVWM, sampler: SamplerSettings = SamplerSettings(), device="auto",
                  dtype: str | torch.dtype = "float32", cuda_graph: bool | None = None, compile: bool = False):
+        if not isinstance(sampler, SamplerSettings):  # e.g. a step count where the settings go
+            raise TypeError(f"sampler must be a SamplerSettings, e.g. SamplerSettings(steps=2), got {sampler!r}")
         if isinstance(dtype, str) and dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = pick_device(device) if isinstance(device, str) else device
