@@ -15,7 +15,8 @@ at the checkpoint's context noise), the weak one at h. A guided frame costs twic
 Each task's held-out episodes are scored at every scale with the same noise, and each scale is
 paired per episode with the first (mean difference +- s.e., episodes ahead). The first generated
 frame at s = 1 is checked against the Simulator's (`worldsim eval`'s) frame: the script stops if
-they differ by more than float rounding. Writes OUT/history_guidance.json. Measured on the shipped
+they differ by more than float rounding. Writes OUT/history_guidance.json. Long rollouts under
+guidance: `python benchmarks/long_rollout.py --history-guidance SCALE:NOISE`. Measured on the shipped
 model (BENCHMARKS.md, "History guidance"): no scale and weak-memory level helped both the next frame
 and retrieval, so the Simulator does not have it.
 """
@@ -73,7 +74,61 @@ def guided_frame(model, full, weak, action, z, sampler: SamplerSettings, guidanc
     return x0
 
 
-@torch.no_grad()
+class GuidedSimulator:
+    """The Simulator's reset / step / observe with history guidance, for the benchmarks that drive
+    one (`generate` below, `long_rollout.py --history-guidance`): the two memories, the same noise."""
+
+    def __init__(self, model, sampler: SamplerSettings, guidance: Guidance):
+        self.model, self.sampler, self.guidance = model.eval(), sampler, guidance
+        self.device = torch.device("cpu")
+        self.full = self.weak = self.noise = self._commit_noise = None
+
+    @torch.no_grad()
+    def reset(self, frames: torch.Tensor, actions: torch.Tensor | None = None, seeds: list[int] | None = None):
+        """Context frames uint8 [B, T, H, W, 3] and their actions [B, T-1] (Gym-aligned), as
+        Simulator.reset; returns the last frames."""
+        B, T = frames.shape[:2]
+        seeds = list(range(B)) if seeds is None else list(seeds)
+        x = to_model_space(frames)  # [B, T, C, H, W]
+        actions = torch.zeros(B, T - 1, dtype=torch.long) if actions is None else torch.as_tensor(actions)
+        produced = prev_actions(torch.cat([actions, torch.zeros(B, 1, dtype=actions.dtype)], 1))
+        # the weak memory's context noise: each episode's from its own generator, as the sampler's
+        weak_eps = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds])
+        self.full = self.model.init_cache(B)
+        self.weak = self.model.init_cache(B) if self.guidance.scale != 1 else None
+        for s in range(0, T, Simulator.prefill_segment):  # committed as the Simulator commits context
+            part = slice(s, s + Simulator.prefill_segment)
+            self.full = commit(self.model, self.full, x[:, part], 0.0, produced[:, part], None)
+            if self.weak is not None:
+                self.weak = commit(self.model, self.weak, x[:, part], self.guidance.history_noise, produced[:, part],
+                                   weak_eps[:, part])
+        self.noise = EpisodeNoise(seeds, x.shape[2:])
+        return frames[:, -1]
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor, commit_frame: bool = True):
+        """The next frames uint8 [B, H, W, 3] after `actions` [B] (reward and termination: None),
+        committed to both memories unless `commit_frame` is False (teacher forcing: `observe` then)."""
+        n = self.noise.next()  # [2, B, C, H, W]: the sampler's start, the commit's
+        self._commit_noise = n[1][:, None]
+        action = torch.as_tensor(actions).reshape(-1, 1)
+        x0 = guided_frame(self.model, self.full, self.weak, action, n[0][:, None], self.sampler, self.guidance)
+        if commit_frame:
+            self._commit_both(x0, action, self.sampler.context_noise)
+        return to_uint8(x0[:, 0]), None, None
+
+    @torch.no_grad()
+    def observe(self, frames: torch.Tensor, actions: torch.Tensor) -> None:
+        """Commit true frames uint8 [B, 1, H, W, 3] that `actions` [B, 1] produced (clean in the full memory)."""
+        self._commit_both(to_model_space(frames), torch.as_tensor(actions), 0.0)
+
+    def _commit_both(self, x, action, level: float) -> None:
+        self.full = commit(self.model, self.full, x, level, action, self._commit_noise)
+        if self.weak is not None:
+            weak_level = max(self.guidance.history_noise, level)
+            self.weak = commit(self.model, self.weak, x, weak_level, action, self._commit_noise)
+
+
 def generate(model, frames, actions, spans, seeds, sampler: SamplerSettings, guidance: Guidance,
              teacher_forced: bool) -> list[np.ndarray]:
     """As `evaluation.tasks._generate` (the same batches, noise and commits), guided."""
@@ -81,39 +136,16 @@ def generate(model, frames, actions, spans, seeds, sampler: SamplerSettings, gui
     if len(contexts) != 1:
         raise ValueError(f"a batch shares one context length here, got {sorted(contexts)}")
     c = contexts.pop()
-    B = len(frames)
-    x = to_model_space(torch.stack([f[:c] for f in frames]))  # [B, c, C, H, W]
-    produced = prev_actions(torch.cat([torch.stack([a[:c - 1] for a in actions]),
-                                       torch.zeros(B, 1, dtype=actions[0].dtype)], 1))
-    # the weak memory's context noise: each episode's from its own generator, as the sampler's
-    weak_eps = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])
-    full = model.init_cache(B)
-    weak = model.init_cache(B) if guidance.scale != 1 else None
-    for s in range(0, c, Simulator.prefill_segment):  # committed as the Simulator commits context
-        part = slice(s, s + Simulator.prefill_segment)
-        full = commit(model, full, x[:, part], 0.0, produced[:, part], None)
-        if weak is not None:
-            weak = commit(model, weak, x[:, part], guidance.history_noise, produced[:, part], weak_eps[:, part])
-    noise = EpisodeNoise(seeds, x.shape[2:])
+    sim = GuidedSimulator(model, sampler, guidance)
+    sim.reset(torch.stack([f[:c] for f in frames]), torch.stack([a[:c - 1] for a in actions]), seeds)
     steps = max(end - c for _, end in spans)
     t = [torch.arange(c, c + steps).clamp(max=end - 1) for _, end in spans]
     into = torch.stack([a[tj - 1] for a, tj in zip(actions, t)])  # [B, steps]: the action into each frame
     out = []
     for k in range(steps):
-        n = noise.next()  # [2, B, C, H, W]: the sampler's start, the commit's
-        action = into[:, k:k + 1]
-        x0 = guided_frame(model, full, weak, action, n[0][:, None], sampler, guidance)
-        out.append(to_uint8(x0[:, 0]).numpy())
+        out.append(sim.step(into[:, k], commit_frame=not teacher_forced)[0].numpy())
         if teacher_forced:
-            truth = to_model_space(torch.stack([f[tj[k]] for f, tj in zip(frames, t)]))[:, None]
-            full = commit(model, full, truth, 0.0, action, None)
-            if weak is not None:
-                weak = commit(model, weak, truth, guidance.history_noise, action, n[1][:, None])
-        else:
-            full = commit(model, full, x0, sampler.context_noise, action, n[1][:, None])
-            if weak is not None:
-                weak = commit(model, weak, x0, max(guidance.history_noise, sampler.context_noise), action,
-                              n[1][:, None])
+            sim.observe(torch.stack([f[tj[k]] for f, tj in zip(frames, t)])[:, None], into[:, k:k + 1])
     out = np.stack(out, 1)
     return [out[j, :end - c] for j, (c, end) in enumerate(spans)]
 

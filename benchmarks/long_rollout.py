@@ -50,6 +50,8 @@ def main() -> None:
     add_sampling_arguments(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--history-guidance", metavar="SCALE:NOISE",
+                   help="sample with history guidance (benchmarks/history_guidance.py), on the CPU")
     p.add_argument("--out", default="benchmarks/results/long_rollout")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,6 +59,11 @@ def main() -> None:
     model, config = load_model(args.checkpoint)
     maze = config["source"]["env_kwargs"]
     sim = Simulator.for_checkpoint(model, config, device=args.device, **sampling_options(args))
+    if args.history_guidance:
+        from history_guidance import Guidance, GuidedSimulator  # noqa: E402  (benchmarks/ is the script's directory)
+
+        scale, noise = (float(x) for x in args.history_guidance.split(":"))
+        sim = GuidedSimulator(model, sim.sampler, Guidance(scale, noise))
     world = MazeWorld(1, maze_size=maze["maze_size"], image_size=maze["image_size"])
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])
