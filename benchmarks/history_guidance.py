@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sampler_schedule import paired, parse_task  # noqa: E402  (benchmarks/ is the script's directory)
+# benchmarks/ is the script's directory
+from sampler_schedule import SCORE_HEADER, parse_task, score_cells  # noqa: E402
 from worldsim.checkpoint import load_model
 from worldsim.diffusion import (SamplerSettings, add_noise, alpha_sigma, predict_x0, prev_actions, to_model_space,
                                 to_uint8)
 from worldsim.episode_noise import EpisodeNoise
 from worldsim.evaluation.lpips import load_lpips
-from worldsim.evaluation.metrics import frame_metrics, summarize
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import Rollouts, lengths, maze_episodes, maze_size, rollout
+from worldsim.evaluation.tasks import Rollouts, lengths, maze_episodes, maze_size, rollout, score
 from worldsim.simulator import Simulator
 
 MAX_FIRST_FRAME_DIFFERENCE = 2  # grey levels between s = 1's first frame and the Simulator's
@@ -216,22 +216,16 @@ def main(argv=None) -> int:
                     raise SystemExit(f"s = 1 is not the plain sampler: its first frames differ from the Simulator's "
                                      f"by {difference} grey levels")
                 report.setdefault("first_frames_vs_simulator_grey_levels", {})[task] = difference
-            per_frame = [frame_metrics(g, t, lpips_net) for g, t in zip(r.generated, r.truth)]
-            metrics = summarize({k: [m[k] for m in per_frame] for k in per_frame[0]})
+            metrics = score(r, lpips_net)
             rows.append({"scale": scale, "mean": metrics["mean"], "per_episode": metrics["per_episode"],
                          "per_distance_psnr": metrics["per_distance"]["psnr"]})
             report["tasks"].append({"task": task, "context": context, "generate": generate_frames, **rows[-1]})
             write_json(out / "history_guidance.json", report, prov)
         print(f"\n{task}, context {context}, {len(episodes)} episodes, {sampler.steps} sampler steps, "
               f"history noise {args.history_noise:g}:\n")
-        print("| scale | PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired |\n"
-              "|---|---|---|---|---|---|")
-        base = rows[0]["per_episode"]
+        print(f"| scale | {SCORE_HEADER} |\n|---|{'---|' * SCORE_HEADER.count('|')}---|")
         for r in rows:
-            ep, m = r["per_episode"], r["mean"]
-            lp = f"{m['lpips']:.3f}" if m.get("lpips") is not None else "-"
-            print(f"| {r['scale']:g} | {m['psnr']:.2f} | {m['ssim']:.3f} | {lp} | {paired(ep['psnr'], base['psnr'])} | "
-                  f"{paired(ep['lpips'], base['lpips'], lower_is_better=True) if 'lpips' in ep else '-'} |")
+            print(f"| {r['scale']:g} | {score_cells(r, rows[0])} |")
     print(f"\nwrote {out / 'history_guidance.json'}")
     return 0
 

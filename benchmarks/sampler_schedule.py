@@ -43,6 +43,17 @@ def paired(scores: list[float], base: list[float], lower_is_better: bool = False
     return f"{d.mean():+.3f} +- {d.std(ddof=1) / math.sqrt(d.size):.3f} ({ahead} of {d.size} ahead)"
 
 
+SCORE_HEADER = "PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired"
+
+
+def score_cells(row: dict, first: dict) -> str:
+    """A sweep row's SCORE_HEADER cells: its mean scores, then its episodes paired with the first row's."""
+    ep, m, base = row["per_episode"], row["mean"], first["per_episode"]
+    lpips = f"{m['lpips']:.3f}" if m.get("lpips") is not None else "-"
+    paired_lpips = paired(ep["lpips"], base["lpips"], lower_is_better=True) if "lpips" in ep else "-"
+    return f"{m['psnr']:.2f} | {m['ssim']:.3f} | {lpips} | {paired(ep['psnr'], base['psnr'])} | {paired_lpips}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=None, help="checkpoint path or shipped name (default: maze)")
@@ -85,18 +96,12 @@ def main(argv=None) -> int:
         levels = ", ".join(f"{r['power']:g}" for r in rows)
         print(f"\n{task}, context {context}{f', generate {generate}' if generate else ''}, {len(episodes)} episodes, "
               f"{sim.sampler.steps} sampler steps, powers {levels}:\n")
-        print("| power | pass levels | PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired |"
-              + (" cue colour right |" if task == "recall" else "") + "\n|---|---|---|---|---|---|---|"
-              + ("---|" if task == "recall" else ""))
-        base = rows[0]["per_episode"]
+        print(f"| power | pass levels | {SCORE_HEADER} |" + (" cue colour right |" if task == "recall" else "")
+              + f"\n|---|---|{'---|' * (SCORE_HEADER.count('|') + 1)}" + ("---|" if task == "recall" else ""))
         for r in rows:
-            ep, m = r["per_episode"], r["mean"]
             levels = dataclasses.replace(sim.sampler, schedule_power=r["power"]).levels()
             passes = ", ".join(f"{x:.3g}" for x in levels[:-1])
-            lpips = f"{m['lpips']:.3f}" if m.get("lpips") is not None else "-"
-            line = (f"| {r['power']:g} | {passes} | {m['psnr']:.2f} | {m['ssim']:.3f} | {lpips} | "
-                    f"{paired(ep['psnr'], base['psnr'])} | "
-                    f"{paired(ep['lpips'], base['lpips'], lower_is_better=True) if 'lpips' in ep else '-'} |")
+            line = f"| {r['power']:g} | {passes} | {score_cells(r, rows[0])} |"
             if task == "recall":
                 right = r["recall"]["accuracy"]
                 line += f" {'-' if right is None else f'{right:.2f}'} (chance {r['recall']['chance']:.2f}) |"

@@ -150,19 +150,26 @@ def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forc
     """Roll the model out on the episodes (see `rollout`) and score every generated frame (see
     metrics.summarize); LPIPS too, given its network (`lpips.load_lpips`)."""
     r = rollout(sim, episodes, generate, teacher_forced, batch_size, context_kept)
-    height, width = r.truth[0].shape[1:3]
-    note = LPIPS_UNAVAILABLE
-    if lpips_net is not None and min(height, width) < LPIPS_MIN_SIZE:
-        lpips_net = None
-        note = f"LPIPS not computed: AlexNet needs frames of at least {LPIPS_MIN_SIZE} pixels a side, these are {height}x{width}"
-    per_frame = [frame_metrics(g, t, lpips_net) for g, t in zip(r.generated, r.truth)]
     result = {
         "episodes": [{"seed": int(e.seed), "context_length": int(e.context_length), "generated": len(g)}
                      for e, g in zip(episodes, r.generated)],
         "seconds_per_step": r.seconds_per_step,
-        "metrics": summarize({k: [m[k] for m in per_frame] for k in per_frame[0]}, note),
+        "metrics": score(r, lpips_net),
     }
     return result, r
+
+
+def score(r: Rollouts, lpips_net: LPIPS | None = None) -> dict:
+    """Every generated frame of `r` against its true frame, summarised (metrics.summarize); LPIPS
+    too, given its network and frames large enough for it."""
+    height, width = r.truth[0].shape[1:3]
+    note = LPIPS_UNAVAILABLE
+    if lpips_net is not None and min(height, width) < LPIPS_MIN_SIZE:
+        lpips_net = None
+        note = (f"LPIPS not computed: AlexNet needs frames of at least {LPIPS_MIN_SIZE} pixels a side, these are "
+                f"{height}x{width}")
+    per_frame = [frame_metrics(g, t, lpips_net) for g, t in zip(r.generated, r.truth)]
+    return summarize({k: [m[k] for m in per_frame] for k in per_frame[0]}, note)
 
 
 # --- cue recall: which colour did the model paint where the cue ball should reappear? -----------
