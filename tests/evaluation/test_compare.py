@@ -105,6 +105,45 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     assert own["episodes"] == retrieval["episodes"] and own["table"][0]["psnr"] == retrieval["table"][1]["psnr"]
 
 
+def test_compare_context_kept_scores_each_task_again_on_the_last_frames(tmp_path, capsys, monkeypatch):
+    """The memory control: every task scored a second time on the last K context frames, beside the whole."""
+    from worldsim.evaluation import compare
+
+    kept_by_call = []
+    real_evaluate = compare.evaluate
+    monkeypatch.setattr(compare, "evaluate", lambda *a, **kw: kept_by_call.append(kw.get("context_kept"))
+                        or real_evaluate(*a, **kw))
+    config = tmp_path / "toy.json"
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+                                  "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
+    args = ["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--episodes", "2",
+            "--sampling-steps", "1", "--weights", "model", "--architectures", "lssvwm,mamba2",
+            "--compare-on", "recall:10,retrieval:8", "--generate", "4", "--out", str(tmp_path / "cmp")]
+    assert main(args + ["--context-kept", "3"]) == 0
+    assert kept_by_call == [None, 3] * 4  # two models, two tasks: the whole context, then its last 3 frames
+    for task in ("recall", "retrieval"):
+        result = json.loads((tmp_path / "cmp" / f"compare_{task}.json").read_text())
+        assert result["provenance"]["config"]["context_kept"] == 3
+        for row in result["table"]:
+            kept = row["kept"]
+            assert kept["frames"] == 3 and 0 < kept["psnr"] < 100
+            # the pairing is whole minus kept, episode by episode
+            whole, cut = row["metrics"]["per_episode"]["psnr"], kept["metrics"]["per_episode"]["psnr"]
+            assert kept["whole_minus_kept"]["mean"] == pytest.approx(np.mean(np.subtract(whole, cut)))
+            assert ("recall" in kept) == (task == "recall")
+        table = (tmp_path / "cmp" / f"compare_{task}.md").read_text()
+        assert "PSNR, last 3 | whole - last 3, PSNR |" in table and "Last 3:" in table
+        assert ("cue recall, last 3" in table) == (task == "recall")
+        header, rule, *rows = [line for line in table.splitlines() if line.startswith("|")]
+        assert all(line.count("|") == header.count("|") for line in (rule, *rows))
+
+    capsys.readouterr()
+    assert main(args + ["--context-kept", "8"]) == 2  # retrieval's context is 8: nothing would be cut
+    assert "--context-kept 8 keeps every frame of a 8-frame context" in capsys.readouterr().err
+    assert main(args + ["--teacher-forced"]) == 2
+    assert "scores free-running frames" in capsys.readouterr().err
+
+
 def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp_path, capsys):
     config = tmp_path / "toy.json"
     config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],

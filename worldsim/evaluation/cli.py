@@ -7,6 +7,7 @@
     worldsim eval --checkpoint C --task recall --teacher-forced   # any task, true frames before each frame
     worldsim eval --checkpoint C --task retrieval --teacher-forced --context-kept 10   # memory cut to 10 frames
     worldsim eval --task compare --train-config tiny|small|base|FILE --steps N [--compare-on retrieval:192,reasoning,recall]
+    worldsim eval --task compare ... --compare-on recall --context-kept 10   # and again on the last 10 context frames
 
 Maze tasks run on held-out maze seeds (never trained on) in the checkpoint's maze; next-frame
 can instead run on windows of a user's shards (`--data`, from `worldsim record`). Writes
@@ -47,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fidelity a task's frames reach when memory and the path never drift")
     p.add_argument("--context-kept", type=positive_int, metavar="K",
                    help="the model observes only the last K context frames (default: all); with K at the attention "
-                        "window and --teacher-forced, the loss against the whole context is what the SSM remembers")
+                        "window and --teacher-forced, the loss against the whole context is what the SSM remembers; "
+                        "with --task compare, each task is scored both ways (a memory control column)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     add_sampling_arguments(p)

@@ -13,6 +13,11 @@ GPU the processes share it: two SSM models side by side trained at 1.38x the thr
 five starved the SSM models (BENCHMARKS.md, "The paper's comparison"). Runs
 resume: a model whose run directory already holds a checkpoint at the requested step is not
 trained again.
+
+`--context-kept K` adds a memory control: each task is scored a second time with each model given
+only the last K frames of every context. A model that remembers scores better with the whole
+context (and recalls the cue); one whose lead comes from how its frames hold up free-running scores
+the same either way (BENCHMARKS.md, "The comparison's retrieval margins are not memory").
 """
 
 from __future__ import annotations
@@ -147,32 +152,56 @@ def final_loss(path: Path, rows: int = 5) -> float | None:
     return float(np.mean([r["diffusion"] for r in logged[-rows:]])) if logged else None
 
 
+def kept_frames(rows: list[dict]) -> int | None:
+    """The K of the rows' memory control (`--context-kept`), None if no row has one."""
+    ks = sorted({r["kept"]["frames"] for r in rows if "kept" in r})
+    if len(ks) > 1:
+        raise ValueError(f"rows cut the context to different lengths ({', '.join(map(str, ks))}): one table takes one")
+    return ks[0] if ks else None
+
+
 def table_markdown(rows: list[dict], task: str, window: int) -> str:
     paper = PAPER_TABLE2.get(task, {})  # the paper has no cue-recall table
     recall = task == "recall"
+    kept = kept_frames(rows)
     lpips_notes = sorted({r["metrics"]["lpips_note"] for r in rows if r["lpips"] is None})  # why it is missing
     lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
              + ("Cue recall: the cue's colour read off the generated frames where the true ones show it, "
                 "right in this share of the episodes (chance in brackets). " if recall else "")
+             + (f"Last {kept}: the same episodes, the model given only the last {kept} frames of each context; "
+                f"whole - last {kept}: paired, what the older context adds (memory). " if kept else "")
              + (f"LPIPS: n/a where not computed ({'; '.join(lpips_notes)})." if lpips_notes else "LPIPS: AlexNet, v0.1."),
              "",
              f"| model | params | train GFLOP/frame | final loss | SSIM ↑ | LPIPS ↓ | PSNR ↑ | PSNR beyond {window} ↑ | "
-             "LSSVWM - model, PSNR |" + (" cue recall ↑ |" if recall else "") + " paper SSIM | paper LPIPS | paper PSNR |",
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if recall else "") + "---|---|---|"]
+             "LSSVWM - model, PSNR |" + (" cue recall ↑ |" if recall else "")
+             + (f" PSNR, last {kept} | whole - last {kept}, PSNR |" + (f" cue recall, last {kept} |" if recall else "")
+                if kept else "")
+             + " paper SSIM | paper LPIPS | paper PSNR |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if recall else "")
+             + ("---|---|" + ("---|" if recall else "") if kept else "") + "---|---|---|"]
 
     def num(x, spec):
         return "n/a" if x is None else format(x, spec)
 
+    def paired(d):
+        return "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
+
+    def cue(scores):
+        return f" {num(scores['accuracy'], '.2f')} ({scores['chance']:.2f}) |"
+
     for r in rows:
         ssim, lpips, psnr = paper.get(r["architecture"], (None, None, None))
-        d = r.get("lssvwm_minus")
-        vs = "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
-        cue = f" {num(r['recall']['accuracy'], '.2f')} ({r['recall']['chance']:.2f}) |" if recall else ""
+        memory = ""
+        if kept:
+            k = r.get("kept")
+            memory = (" n/a | n/a |" + (" n/a |" if recall else "") if k is None else
+                      f" {k['psnr']:.2f} | {paired(k['whole_minus_kept'])} |" + (cue(k["recall"]) if recall else ""))
         lines.append(f"| {r.get('label', r['architecture'])} | {r['parameters'] / 1e6:.3f}M | {r['train_flops_per_frame'] / 1e9:.3g} | "
                      f"{num(r['final_loss'], '.4f')} | {r['ssim']:.3f} | {num(r['lpips'], '.3f')} | {r['psnr']:.2f} | "
-                     f"{num(r['psnr_beyond_window'], '.2f')} | {vs} |{cue} {num(ssim, '.3f')} | {num(lpips, '.3f')} | "
+                     f"{num(r['psnr_beyond_window'], '.2f')} | {paired(r.get('lssvwm_minus'))} |"
+                     f"{cue(r['recall']) if recall else ''}{memory} {num(ssim, '.3f')} | {num(lpips, '.3f')} | "
                      f"{num(psnr, '.1f')} |")
     return "\n".join(lines) + "\n"
 
@@ -219,10 +248,31 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
         if task == "recall":
             row["recall"] = recall_scores(episodes, rollouts)
         print(f"compare: {arch}: {task}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
+        if args.context_kept:
+            row["kept"] = score_kept(sim, task, episodes, generate, result, args.context_kept, args.batch_size, lpips_net)
+            print(f"compare: {arch}: {task}, last {args.context_kept} context frames: PSNR {row['kept']['psnr']:.2f}",
+                  flush=True)
         scored[task] = row
         write_task(task, context, generate, {arch: row}, episodes, {arch: path}, args, cfg, window, out / arch,
                    quiet=True)
     return scored, path
+
+
+def score_kept(sim: Simulator, task: str, episodes, generate: int | None, whole: dict, kept: int, batch_size: int,
+               lpips_net) -> dict:
+    """The memory control of one task: its episodes scored again with the model given only the
+    last `kept` frames of each context, and the whole context's PSNR gain over that, paired per
+    episode (`whole` is the task's result with the whole context)."""
+    result, rollouts = evaluate(sim, episodes, generate, batch_size=batch_size, lpips_net=lpips_net,
+                                context_kept=kept)
+    mean = result["metrics"]["mean"]
+    scores = {"frames": kept, "psnr": mean["psnr"], "ssim": mean["ssim"], "lpips": mean["lpips"],
+              "whole_minus_kept": paired_difference(whole["metrics"]["per_episode"]["psnr"],
+                                                    result["metrics"]["per_episode"]["psnr"]),
+              "metrics": result["metrics"]}
+    if task == "recall":
+        scores["recall"] = recall_scores(episodes, rollouts)
+    return scores
 
 
 def compare_tasks(names: str | None, context: int | None, generate: int | None) -> list[tuple[str, int, int | None]]:
@@ -245,6 +295,13 @@ def run_compare(args) -> int:
     if not args.steps:
         raise ValueError("--task compare needs --steps (training steps of every model)")
     tasks = compare_tasks(args.compare_on, args.context, args.generate)
+    if args.teacher_forced:
+        raise ValueError("--task compare scores free-running frames, as the paper; --teacher-forced applies to one "
+                         "checkpoint's evaluation (worldsim eval --checkpoint C --task T --teacher-forced)")
+    shortest = min(context for _, context, _ in tasks)
+    if args.context_kept and args.context_kept >= shortest:
+        raise ValueError(f"--context-kept {args.context_kept} keeps every frame of a {shortest}-frame context: "
+                         "the memory control needs fewer frames than every task's context")
     train_cfg = load_train_config(args.train_config or "tiny")
     if args.seed is not None:
         train_cfg = dataclasses.replace(train_cfg, seed=args.seed)
@@ -290,7 +347,8 @@ def write_task(task: str, context: int, generate: int | None, scored: dict, epis
     summaries = {arch: row["metrics"] for arch, row in scored.items()}
     prov = provenance(args, torch.device(rows[0]["device"]), checkpoints=checkpoints,
                       config={"train": json.loads(json.dumps(train_cfg.to_dict(), default=list)),
-                              "sliding_window": window, "context": context, "generate": generate})
+                              "sliding_window": window, "context": context, "generate": generate,
+                              "context_kept": args.context_kept})
     table = table_markdown(rows, task, window)
     hashes = ", ".join(f"{k} {v['sha256'][:16]}" for k, v in prov["checkpoints"].items())
     (out / f"compare_{task}.md").write_text(f"{table}\nProvenance: `{prov['command']}` on {prov['device']}, "
