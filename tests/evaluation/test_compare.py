@@ -140,8 +140,18 @@ def test_compare_context_kept_scores_each_task_again_on_the_last_frames(tmp_path
     capsys.readouterr()
     assert main(args + ["--context-kept", "8"]) == 2  # retrieval's context is 8: nothing would be cut
     assert "--context-kept 8 keeps every frame of a 8-frame context" in capsys.readouterr().err
-    assert main(args + ["--teacher-forced"]) == 2
-    assert "scores free-running frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, options, named", [
+    ("compare", ["--teacher-forced"], "--teacher-forced"),
+    ("compare", ["--checkpoint", "maze", "--data", "shards"], "--checkpoint, --data"),
+    ("retrieval", ["--steps", "5"], "--steps"),
+    ("recall", ["--jobs", "2", "--compare-on", "recall"], "--compare-on, --jobs"),
+])
+def test_eval_refuses_options_of_the_other_mode(capsys, task, options, named):
+    """compare's options on one checkpoint's evaluation, or the reverse, would be ignored: an error names them."""
+    assert main(["eval", "--task", task, *options]) == 2
+    assert f"{named}: not for --task {task}" in capsys.readouterr().err
 
 
 def test_compare_seed_retrains_on_other_weights_and_scores_the_same_episodes(tmp_path, capsys):

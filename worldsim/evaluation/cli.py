@@ -69,12 +69,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{', '.join(COMPARE_TASKS)} (default: retrieval), each as TASK or TASK:CONTEXT "
                         "(e.g. retrieval:192,reasoning,recall); recall also scores the cue's colour; "
                         "--context and --generate, when given, apply to every task without its own context")
-    g.add_argument("--jobs", type=positive_int, default=1, help="models trained and evaluated side by side, one process each, "
+    g.add_argument("--jobs", type=positive_int, help="models trained and evaluated side by side, one process each, "
                    "round-robin over the GPUs if several (on one GPU: 2 gained 1.38x throughput, 5 starved)")
 
 
+# options of one mode that the other would ignore: given there, they are an error
+ONE_CHECKPOINT_OPTIONS = ("checkpoint", "data", "teacher_forced")
+COMPARE_OPTIONS = ("train_config", "steps", "seed", "architectures", "sliding_window", "compare_on", "jobs")
+
+
 def run(args) -> int:
-    if args.task == "compare":
+    compare = args.task == "compare"
+    stray = [n for n in (ONE_CHECKPOINT_OPTIONS if compare else COMPARE_OPTIONS) if getattr(args, n) not in (None, False)]
+    if stray:
+        flags = ", ".join("--" + n.replace("_", "-") for n in stray)
+        raise ValueError(f"{flags}: not for --task {args.task} " + (
+            "(compare trains its own models and scores their free-running frames, as the paper)" if compare
+            else "(options of --task compare)"))
+    if compare:
         from worldsim.evaluation.compare import run_compare
 
         return run_compare(args)

@@ -295,9 +295,6 @@ def run_compare(args) -> int:
     if not args.steps:
         raise ValueError("--task compare needs --steps (training steps of every model)")
     tasks = compare_tasks(args.compare_on, args.context, args.generate)
-    if args.teacher_forced:
-        raise ValueError("--task compare scores free-running frames, as the paper; --teacher-forced applies to one "
-                         "checkpoint's evaluation (worldsim eval --checkpoint C --task T --teacher-forced)")
     shortest = min(context for _, context, _ in tasks)
     if args.context_kept and args.context_kept >= shortest:
         raise ValueError(f"--context-kept {args.context_kept} keeps every frame of a {shortest}-frame context: "
@@ -317,14 +314,15 @@ def run_compare(args) -> int:
                                     train_cfg.model.image_size), context, generate) for task, context, generate in tasks}
 
     shared = (args, train_cfg, window, scoring, out)  # the same for every model
-    devices = job_devices(args.device, len(architectures), args.jobs,
+    jobs = args.jobs or 1
+    devices = job_devices(args.device, len(architectures), jobs,
                           torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    if args.jobs == 1:
+    if jobs == 1:
         results = [compare_one(arch, device, *shared) for arch, device in zip(architectures, devices)]
     else:
         # Side by side, one process per model, each with its share of the CPU threads.
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(compare_one, architectures, devices, *[[x] * len(architectures) for x in shared],
                                     [threads] * len(architectures)))
     stopped = [arch for arch, result in zip(architectures, results) if result is None]
