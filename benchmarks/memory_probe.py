@@ -115,6 +115,9 @@ def main() -> None:
     p.add_argument("--max-gap", type=int, default=14, help="most frames between two showings of the cue")
     p.add_argument("--gaps", choices=("uniform", "log"), default="uniform", help="how gaps are drawn in [1, --max-gap]")
     p.add_argument("--dt-init", choices=("step", "frame"), default="step", help="the SSM layers' ssm_dt_init")
+    p.add_argument("--attention-blind-prob", type=float, default=0.0,
+                   help="TrainConfig.attention_blind_prob: windows in which the attention sees each frame alone "
+                        "(LSSVWM and Mamba-2 + local attention only)")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-episodes", type=int, default=2048)
@@ -133,6 +136,8 @@ def main() -> None:
     shards = out / f"shards_{tag}"
     if args.dt_init != "step":  # the same videos, another model
         tag += f"_dt{args.dt_init}"
+    if args.attention_blind_prob:  # the same videos and model, another training
+        tag += f"_blind{args.attention_blind_prob:g}"
     write_shards(shards, episodes(args.train_episodes, seed=1000 + args.seed, **videos))
     held_out = episodes(args.eval_episodes, seed=2000, **videos)
     # the tiny preset but wider than a patch's 48 values (at width 32 the patch embedding is a bottleneck
@@ -146,7 +151,7 @@ def main() -> None:
         model = parameter_matched(base, arch, sliding_window=base.attn_window)
         cfg = TrainConfig(model=model, batch_size=args.batch_size, window_schedule=((0, args.frames),), lr=2e-3,
                           warmup_steps=50, total_steps=args.steps, save_every=args.steps, data=str(shards),
-                          seed=args.seed)
+                          seed=args.seed, attention_blind_prob=args.attention_blind_prob)
         checkpoint = train(cfg, out / f"{arch}_{tag}", args.steps, "cpu")
         results[arch] = {"parameters": sum(t.numel() for t in load_model(checkpoint)[0].parameters()),
                          "config": dataclasses.asdict(model), "accuracy_by_gap": accuracy_by_gap(held_out, predict(checkpoint, held_out), args.max_gap)}
