@@ -3,6 +3,7 @@
     python benchmarks/memory_probe.py --architectures lssvwm,mamba2,sliding_attention,full_attention \
         --steps 600 --out runs/memory_probe
     python benchmarks/memory_probe.py --frames 128 --max-gap 100 [--gaps log] --batch-size 8 ...   (long gaps)
+    python benchmarks/memory_probe.py ... [--attn-window K] [--attention-blind-prob P]   (LSSVWM's attention)
 
 Toy videos of 32 frames (--frames), 16x16 pixels: frame 0 shows a cue colour (one of 4) over the whole
 frame, the others are grey, except after the action "recall", whose next frame shows the cue again.
@@ -118,6 +119,8 @@ def main() -> None:
     p.add_argument("--attention-blind-prob", type=float, default=0.0,
                    help="TrainConfig.attention_blind_prob: windows in which the attention sees each frame alone "
                         "(LSSVWM and Mamba-2 + local attention only)")
+    p.add_argument("--attn-window", type=int, help="frames back the frame-local attention sees (default: the "
+                   "tiny preset's 2; 0: its own frame only, so all of the past goes through the SSM)")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-episodes", type=int, default=2048)
@@ -136,13 +139,16 @@ def main() -> None:
     shards = out / f"shards_{tag}"
     if args.dt_init != "step":  # the same videos, another model
         tag += f"_dt{args.dt_init}"
+    if args.attn_window is not None:
+        tag += f"_k{args.attn_window}"
     if args.attention_blind_prob:  # the same videos and model, another training
         tag += f"_blind{args.attention_blind_prob:g}"
     write_shards(shards, episodes(args.train_episodes, seed=1000 + args.seed, **videos))
     held_out = episodes(args.eval_episodes, seed=2000, **videos)
     # the tiny preset but wider than a patch's 48 values (at width 32 the patch embedding is a bottleneck
     # and no model learned to draw even the grey frames cleanly in 600 steps)
-    base = preset("tiny", width=args.width, ssm_dt_init=args.dt_init)
+    base = preset("tiny", width=args.width, ssm_dt_init=args.dt_init,
+                  **({} if args.attn_window is None else {"attn_window": args.attn_window}))
     results = {}
     bins = [f"{lo}-{hi}" for lo, hi in gap_bins(args.max_gap)]
     print(f"| model | parameters | right, cue shown {bins[0]} frames before | {' | '.join(bins[1:])} |\n|---|---:|"
