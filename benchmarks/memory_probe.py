@@ -4,6 +4,7 @@
         --steps 600 --out runs/memory_probe
     python benchmarks/memory_probe.py --frames 128 --max-gap 100 [--gaps log] --batch-size 8 ...   (long gaps)
     python benchmarks/memory_probe.py ... [--attn-window K] [--attention-blind-prob P]   (LSSVWM's attention)
+    python benchmarks/memory_probe.py --architectures mamba2 --same-width ...   (not parameter-matched)
 
 Toy videos of 32 frames (--frames), 16x16 pixels: frame 0 shows a cue colour (one of 4) over the whole
 frame, the others are grey, except after the action "recall", whose next frame shows the cue again.
@@ -29,7 +30,7 @@ import torch
 from gymnasium import spaces
 
 from worldsim.checkpoint import load_model
-from worldsim.config import preset
+from worldsim.config import preset, variant
 from worldsim.data.shards import ShardWriter
 from worldsim.evaluation.compare import parameter_matched, train
 from worldsim.evaluation.provenance import provenance, write_json
@@ -122,6 +123,8 @@ def main() -> None:
     p.add_argument("--attn-window", type=int, help="frames back the frame-local attention sees (default: the "
                    "tiny preset's 2; 0: its own frame only, so all of the past goes through the SSM)")
     p.add_argument("--width", type=int, default=64)
+    p.add_argument("--same-width", action="store_true",
+                   help="every architecture at --width (default: each parameter-matched to LSSVWM at --width)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--train-episodes", type=int, default=2048)
     p.add_argument("--eval-episodes", type=int, default=128)
@@ -141,6 +144,8 @@ def main() -> None:
         tag += f"_dt{args.dt_init}"
     if args.attn_window is not None:
         tag += f"_k{args.attn_window}"
+    if args.same_width:
+        tag += f"_w{args.width}"
     if args.attention_blind_prob:  # the same videos and model, another training
         tag += f"_blind{args.attention_blind_prob:g}"
     write_shards(shards, episodes(args.train_episodes, seed=1000 + args.seed, **videos))
@@ -154,7 +159,8 @@ def main() -> None:
     print(f"| model | parameters | right, cue shown {bins[0]} frames before | {' | '.join(bins[1:])} |\n|---|---:|"
           + "---:|" * len(bins))
     for arch in args.architectures.split(","):
-        model = parameter_matched(base, arch, sliding_window=base.attn_window)
+        model = (variant(base, arch, base.attn_window) if args.same_width
+                 else parameter_matched(base, arch, sliding_window=base.attn_window))
         cfg = TrainConfig(model=model, batch_size=args.batch_size, window_schedule=((0, args.frames),), lr=2e-3,
                           warmup_steps=50, total_steps=args.steps, save_every=args.steps, data=str(shards),
                           seed=args.seed, attention_blind_prob=args.attention_blind_prob)
