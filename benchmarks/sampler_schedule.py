@@ -24,7 +24,7 @@ import numpy as np
 from worldsim.checkpoint import load_model
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import TASKS, evaluate, lengths, maze_episodes, maze_size, recall_scores
+from worldsim.evaluation.tasks import TASKS, evaluate_task, lengths, maze_episodes, maze_size
 from worldsim.simulator import DTYPES, Simulator
 
 
@@ -83,13 +83,13 @@ def main(argv=None) -> int:
         rows = []
         for power in powers:
             sim.sampler = dataclasses.replace(sim.sampler, schedule_power=power)
-            result, rollouts = evaluate(sim, episodes, None if task == "recall" else generate,
-                                        teacher_forced=task == "next-frame", batch_size=args.batch_size,
-                                        lpips_net=lpips_net)
+            result, _ = evaluate_task(task, sim, episodes, None if task == "recall" else generate,
+                                      teacher_forced=task == "next-frame", batch_size=args.batch_size,
+                                      lpips_net=lpips_net)
             row = {"power": power, "mean": result["metrics"]["mean"], "per_episode": result["metrics"]["per_episode"],
                    "seconds_per_step": result["seconds_per_step"]}
-            if task == "recall":
-                row["recall"] = recall_scores(episodes, rollouts)
+            if "recall" in result:
+                row["recall"] = result["recall"]
             rows.append(row)
             report["tasks"].append({"task": task, "context": context, "generate": generate, **row})
             write_json(out / "schedule.json", report, prov)

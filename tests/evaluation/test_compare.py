@@ -110,8 +110,8 @@ def test_compare_context_kept_scores_each_task_again_on_the_last_frames(tmp_path
     from worldsim.evaluation import compare
 
     kept_by_call = []
-    real_evaluate = compare.evaluate
-    monkeypatch.setattr(compare, "evaluate", lambda *a, **kw: kept_by_call.append(kw.get("context_kept"))
+    real_evaluate = compare.evaluate_task
+    monkeypatch.setattr(compare, "evaluate_task", lambda *a, **kw: kept_by_call.append(kw.get("context_kept"))
                         or real_evaluate(*a, **kw))
     config = tmp_path / "toy.json"
     config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],

@@ -29,8 +29,8 @@ from worldsim.cli import positive_int
 from worldsim.evaluation import plots
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate, lengths, maze_episodes,
-                                       maze_size, recall_scores, shard_clips)
+from worldsim.evaluation.tasks import (COMPARE_TASKS, DEFAULT_LENGTHS, TASKS, evaluate_task, lengths,
+                                       maze_episodes, maze_size, shard_clips)
 from worldsim.simulator import DTYPES, Simulator, add_sampling_arguments, sampling_options
 
 
@@ -106,11 +106,9 @@ def run_task(args) -> int:
     print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampler.steps}, "
           f"device {sim.device}")
     teacher_forced = args.teacher_forced or args.task == "next-frame"
-    result, rollouts = evaluate(sim, episodes, None if args.task == "recall" else generate,
-                                teacher_forced=teacher_forced, batch_size=args.batch_size, lpips_net=load_lpips(),
-                                context_kept=args.context_kept)
-    if args.task == "recall":
-        result["recall"] = recall_scores(episodes, rollouts)
+    result, rollouts = evaluate_task(args.task, sim, episodes, None if args.task == "recall" else generate,
+                                     teacher_forced=teacher_forced, batch_size=args.batch_size, lpips_net=load_lpips(),
+                                     context_kept=args.context_kept)
 
     out = Path(args.out or f"runs/eval-{args.task}")
     sampling = dataclasses.asdict(sim.sampler)

@@ -41,7 +41,7 @@ from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate, lengths, maze_episodes, recall_scores
+from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate_task, lengths, maze_episodes
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer, load_run_config
@@ -165,6 +165,11 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
     recall = task == "recall"
     kept = kept_frames(rows)
     lpips_notes = sorted({r["metrics"]["lpips_note"] for r in rows if r["lpips"] is None})  # why it is missing
+    columns = ["model", "params", "train GFLOP/frame", "final loss", "SSIM ↑", "LPIPS ↓", "PSNR ↑",
+               f"PSNR beyond {window} ↑", "LSSVWM - model, PSNR", *(["cue recall ↑"] if recall else []),
+               *([f"PSNR, last {kept}", f"whole - last {kept}, PSNR", *([f"cue recall, last {kept}"] if recall else [])]
+                 if kept else []),
+               "paper SSIM", "paper LPIPS", "paper PSNR"]
     lines = [f"Spatial {task} on the built-in maze (ours) beside the paper's Table 2 (Memory Maze). "
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
@@ -173,14 +178,7 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
              + (f"Last {kept}: the same episodes, the model given only the last {kept} frames of each context; "
                 f"whole - last {kept}: paired, what the older context adds (memory). " if kept else "")
              + (f"LPIPS: n/a where not computed ({'; '.join(lpips_notes)})." if lpips_notes else "LPIPS: AlexNet, v0.1."),
-             "",
-             f"| model | params | train GFLOP/frame | final loss | SSIM ↑ | LPIPS ↓ | PSNR ↑ | PSNR beyond {window} ↑ | "
-             "LSSVWM - model, PSNR |" + (" cue recall ↑ |" if recall else "")
-             + (f" PSNR, last {kept} | whole - last {kept}, PSNR |" + (f" cue recall, last {kept} |" if recall else "")
-                if kept else "")
-             + " paper SSIM | paper LPIPS | paper PSNR |",
-             "|---|---|---|---|---|---|---|---|---|" + ("---|" if recall else "")
-             + ("---|---|" + ("---|" if recall else "") if kept else "") + "---|---|---|"]
+             "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
     def num(x, spec):
         return "n/a" if x is None else format(x, spec)
@@ -239,14 +237,14 @@ def compare_one(arch: str, device: str, args, train_cfg: TrainConfig, window: in
     scored = {}
     lpips_net = load_lpips()
     for task, (episodes, context, generate) in tasks.items():
-        result, rollouts = evaluate(sim, episodes, generate, batch_size=args.batch_size, lpips_net=lpips_net)
+        result, _ = evaluate_task(task, sim, episodes, generate, batch_size=args.batch_size, lpips_net=lpips_net)
         mean = result["metrics"]["mean"]
         row = {**model_columns, "ssim": mean["ssim"], "lpips": mean["lpips"], "psnr": mean["psnr"],
                "psnr_beyond_window": psnr_beyond(result["metrics"]["per_frame"]["psnr"], window),
                "paper": dict(zip(("ssim", "lpips", "psnr"), PAPER_TABLE2[task][arch])) if task in PAPER_TABLE2 else None,
                "seconds_per_step": result["seconds_per_step"], "device": str(sim.device), "metrics": result["metrics"]}
-        if task == "recall":
-            row["recall"] = recall_scores(episodes, rollouts)
+        if "recall" in result:
+            row["recall"] = result["recall"]
         print(f"compare: {arch}: {task}: PSNR {mean['psnr']:.2f}, SSIM {mean['ssim']:.3f}", flush=True)
         if args.context_kept:
             row["kept"] = score_kept(sim, task, episodes, generate, result, args.context_kept, args.batch_size, lpips_net)
@@ -263,15 +261,15 @@ def score_kept(sim: Simulator, task: str, episodes, generate: int | None, whole:
     """The memory control of one task: its episodes scored again with the model given only the
     last `kept` frames of each context, and the whole context's PSNR gain over that, paired per
     episode (`whole` is the task's result with the whole context)."""
-    result, rollouts = evaluate(sim, episodes, generate, batch_size=batch_size, lpips_net=lpips_net,
-                                context_kept=kept)
+    result, _ = evaluate_task(task, sim, episodes, generate, batch_size=batch_size, lpips_net=lpips_net,
+                              context_kept=kept)
     mean = result["metrics"]["mean"]
     scores = {"frames": kept, "psnr": mean["psnr"], "ssim": mean["ssim"], "lpips": mean["lpips"],
               "whole_minus_kept": paired_difference(whole["metrics"]["per_episode"]["psnr"],
                                                     result["metrics"]["per_episode"]["psnr"]),
               "metrics": result["metrics"]}
-    if task == "recall":
-        scores["recall"] = recall_scores(episodes, rollouts)
+    if "recall" in result:
+        scores["recall"] = result["recall"]
     return scores
 
 

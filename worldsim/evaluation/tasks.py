@@ -159,6 +159,15 @@ def evaluate(sim: Simulator, episodes, generate: int | None = None, teacher_forc
     return result, r
 
 
+def evaluate_task(task: str, sim: Simulator, episodes, generate: int | None = None, **options) -> tuple[dict, Rollouts]:
+    """`evaluate` (`options` its keywords) for one of TASKS; for cue recall the result also holds the
+    cue colour's scores (`recall_scores`) under "recall"."""
+    result, rollouts = evaluate(sim, episodes, generate, **options)
+    if task == "recall":
+        result["recall"] = recall_scores(episodes, rollouts)
+    return result, rollouts
+
+
 def score(r: Rollouts, lpips_net: LPIPS | None = None) -> dict:
     """Every generated frame of `r` against its true frame, summarised (metrics.summarize); LPIPS
     too, given its network and frames large enough for it."""
