@@ -98,7 +98,7 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     assert all(r["recall"]["episodes_scored"] == 2 and r["recall"]["reader_accuracy_on_truth"] == 1.0 for r in rows)
     assert all(r["paper"] is None for r in rows)  # the paper has no recall table
     table = (out / "compare_recall.md").read_text()
-    assert "cue recall" in table and len(re.findall(r"\| \d\.\d\d \(0\.33\) \|", table)) == 2
+    assert "cue recall" in table and len(re.findall(r"\| \d\.\d\d \(0\.33; \d\.\d\d, p \d\.\d{3}\) \|", table)) == 2
     assert (out / "compare_retrieval_metrics.png").is_file() and (out / "compare_recall_metrics.png").is_file()
     # each model's row, written as soon as it was scored, is the merged table's row
     own = json.loads((out / "sliding_attention" / "compare_retrieval.json").read_text())

@@ -16,7 +16,7 @@ from worldsim.data.shards import ShardWriter
 from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.lpips import LPIPS
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
-from worldsim.evaluation.tasks import Clip, _generate, final_run, read_cue_colour, rollout
+from worldsim.evaluation.tasks import Clip, _generate, answers_shuffled, final_run, read_cue_colour, rollout
 from worldsim.simulator import Simulator
 
 PROVENANCE = {"command", "argv", "config", "checkpoints", "device", "torch", "python", "worldsim", "git_commit", "date"}
@@ -77,8 +77,24 @@ def test_teacher_forced_flag_feeds_the_true_frames_in_any_task(tmp_path, tiny_ch
 def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):
     r = run_eval(tmp_path, tiny_checkpoint, "recall", "--context", "10")["recall"]
     assert r["episodes_scored"] == 2 and r["reader_accuracy_on_truth"] == 1.0
-    assert 0 <= r["accuracy"] <= 1 and r["chance"] == pytest.approx(1 / 3)
+    assert 0 <= r["accuracy"] <= 1 and r["chance"] == pytest.approx(1 / 3) and 0 < r["p_value"] <= 1
     assert all(e["frames_scored"] > 0 for e in r["per_episode"])
+
+
+def test_recall_null_shuffles_the_models_own_answers():
+    def rows(answers, cues, scored=None):
+        return [{"predicted": a, "cue_object": c, "frames_scored": 1 if scored is None else scored[i]}
+                for i, (a, c) in enumerate(zip(answers, cues))]
+    cues = [0, 1, 1, 1, 2, 1, 0, 1]  # colour 1 is the cue in 5 of 8
+    # always drawing colour 1: right 5 of 8 by its bias alone, as often under every shuffle
+    assert answers_shuffled(rows([1] * 8, cues)) == {"shuffled_chance": 5 / 8, "p_value": 1.0}
+    # the right answer each time: shuffles reach 8 of 8 only by the orders that keep the pairing
+    perfect = answers_shuffled(rows(cues, cues))
+    assert perfect["shuffled_chance"] == pytest.approx((2 * 2 + 5 * 5 + 1 * 1) / 64, abs=0.01)
+    assert perfect["p_value"] < 0.01
+    # episodes without a scored frame are left out; no ball drawn counts as wrong
+    assert answers_shuffled(rows([0, None], [0, 1], scored=[1, 0])) == {"shuffled_chance": 1.0, "p_value": 1.0}
+    assert answers_shuffled(rows([None, None], [0, 1]))["shuffled_chance"] == 0.0
 
 
 def test_cue_reader_ignores_shading_and_muted_colours():

@@ -128,8 +128,10 @@ def run_task(args) -> int:
         print(result["metrics"]["lpips_note"])  # why: no weights fetched, or frames too small
     if args.task == "recall":
         r = result["recall"]
+        shuffled = ("" if r["p_value"] is None else f"; its answers shuffled across them: {r['shuffled_chance']:.2f}, "
+                    f"as high in a share p = {r['p_value']:.4f}")
         print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over {r['episodes_scored']} "
-              f"episodes (reader on true frames: {r['reader_accuracy_on_truth']})")
+              f"episodes{shuffled} (reader on true frames: {r['reader_accuracy_on_truth']})")
     print("wrote " + ", ".join(map(str, files)))
     return 0
 

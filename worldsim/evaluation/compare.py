@@ -41,7 +41,7 @@ from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.lpips import load_lpips
 from worldsim.evaluation.provenance import provenance, write_json
-from worldsim.evaluation.tasks import COMPARE_TASKS, evaluate_task, lengths, maze_episodes
+from worldsim.evaluation.tasks import COMPARE_TASKS, answers_shuffled, evaluate_task, lengths, maze_episodes
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig, load_train_config
 from worldsim.train.trainer import Trainer, load_run_config
@@ -174,7 +174,8 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
              + ("Cue recall: the cue's colour read off the generated frames where the true ones show it, "
-                "right in this share of the episodes (chance in brackets). " if recall else "")
+                "right in this share of the episodes; in brackets chance (1/K), then the model's answers shuffled "
+                "across the episodes: the accuracy expected so, and the share of shuffles as high (p). " if recall else "")
              + (f"Last {kept}: the same episodes, the model given only the last {kept} frames of each context; "
                 f"whole - last {kept}: paired, what the older context adds (memory). " if kept else "")
              + (f"LPIPS: n/a where not computed ({'; '.join(lpips_notes)})." if lpips_notes else "LPIPS: AlexNet, v0.1."),
@@ -186,8 +187,10 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
     def paired(d):
         return "-" if d is None else f"{d['mean']:+.2f} +- {num(d['se'], '.2f')} ({d['wins']}/{d['episodes']})"
 
-    def cue(scores):
-        return f" {num(scores['accuracy'], '.2f')} ({scores['chance']:.2f}) |"
+    def cue(scores):  # shuffles recomputed from the episodes, so results saved before them show them too
+        shuffled = answers_shuffled(scores["per_episode"])
+        return (f" {num(scores['accuracy'], '.2f')} ({scores['chance']:.2f}; {num(shuffled['shuffled_chance'], '.2f')}, "
+                f"p {num(shuffled['p_value'], '.3f')}) |")
 
     for r in rows:
         ssim, lpips, psnr = paper.get(r["architecture"], (None, None, None))

@@ -243,5 +243,24 @@ def recall_scores(episodes, rollouts: Rollouts) -> dict:
     scored = [r for r in rows if r["frames_scored"]]
     accuracy = lambda key: float(np.mean([r[key] == r["cue_object"] for r in scored])) if scored else None  # noqa: E731
     return {"accuracy": accuracy("predicted"), "chance": float(np.mean([r["chance"] for r in rows])),
-            "reader_accuracy_on_truth": accuracy("read_from_truth"), "episodes_scored": len(scored),
-            "per_episode": rows}
+            **answers_shuffled(rows), "reader_accuracy_on_truth": accuracy("read_from_truth"),
+            "episodes_scored": len(scored), "per_episode": rows}
+
+
+def answers_shuffled(per_episode: list[dict], shuffles: int = 20000) -> dict:
+    """Cue recall's null model: the model's own answers, shuffled across the scored episodes.
+
+    1/K is chance only for a model that answers each colour equally often on equally many cues of
+    each colour; a model that mostly draws one colour scores more where that colour is the cue more
+    often, without remembering anything. Shuffling keeps its answers (none included) and the cues and
+    breaks only their pairing: `shuffled_chance` is the accuracy expected so, and `p_value` the share
+    of `shuffles` seeded shuffles scoring at least the observed accuracy (one-sided)."""
+    rows = [r for r in per_episode if r["frames_scored"]]
+    if not rows:
+        return {"shuffled_chance": None, "p_value": None}
+    answer = np.array([-1 if r["predicted"] is None else r["predicted"] for r in rows])
+    cue = np.array([r["cue_object"] for r in rows])
+    order = np.random.default_rng(0).random((shuffles, len(rows))).argsort(1)
+    right = (answer[order] == cue).sum(1)  # [shuffles]
+    return {"shuffled_chance": float(right.mean() / len(rows)),
+            "p_value": float((right >= (answer == cue).sum()).mean())}
