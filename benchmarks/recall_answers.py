@@ -4,7 +4,8 @@ each episode showed.
     python benchmarks/recall_answers.py RESULT.json:ARCHITECTURE[=LABEL] ... [--out answers.json]
 
 RESULT.json is a cue-recall result of `worldsim eval --task compare --compare-on recall` (rows as
-`benchmarks/compare_table.py` takes them). The recall episodes are built again from their seeds,
+`benchmarks/compare_table.py` takes them), or of `worldsim eval --task recall` given as
+RESULT.json[=LABEL] (its one model; `--context-kept` runs too). The recall episodes are built again from their seeds,
 and for each the balls of its context are listed (from the balls' pixels each frame records): the last ball in view before the way back
 begins, and the ball in view in the most context frames. Each model's answer (the colour read off
 its frames where the cue must reappear, or none) is then counted against the cue, against the last
@@ -26,6 +27,7 @@ from compare_table import parse_spec  # noqa: E402
 
 import worldsim.maze.episodes as maze_episodes  # noqa: E402
 from worldsim.evaluation.provenance import provenance, write_json  # noqa: E402
+from worldsim.evaluation.tasks import answers_shuffled, maze_size  # noqa: E402
 
 MIN_PIXELS = 4  # a ball counts as in view from this many pixels of it
 
@@ -49,22 +51,42 @@ def context_balls(episodes: list, seen: list[list[set]]) -> list[dict]:
     return rows
 
 
-def answers(result: dict, arch: str, balls: list[dict]) -> dict:
+def parse_row(spec: str) -> tuple[Path, str | None, str]:
+    """PATH:ARCHITECTURE[=LABEL] (a compare result) or PATH[=LABEL] (a one-model evaluation)."""
+    head, _, label = spec.partition("=")
+    return (Path(head), None, label or head) if ":" not in head else parse_spec(spec)
+
+
+def recall_of(result: dict, arch: str | None) -> dict:
+    """The cue-recall scores of one model of a result."""
+    if arch is None:
+        return result["recall"]
+    return next(r for r in result["table"] if r["architecture"] == arch)["recall"]
+
+
+def maze_of(result: dict) -> tuple[int, int]:
+    """(maze size, image size) the result's episodes were built at."""
+    config = result["provenance"]["config"]
+    if "train" in config:  # a compare run: every model trained on the same maze
+        return config["train"]["maze_size"], config["train"]["model"]["image_size"]
+    return maze_size(config), config["model"]["image_size"]
+
+
+def answers(recall: dict, label: str, balls: list[dict]) -> dict:
     """A model's answers counted against the cue, the last ball seen and the most-seen ball."""
-    row = next(r for r in result["table"] if r["architecture"] == arch)
-    per_episode = row["recall"]["per_episode"]
+    per_episode = recall["per_episode"]
     if [p["seed"] for p in per_episode] != [b["seed"] for b in balls]:
-        raise ValueError(f"{arch}: the result's episodes are not the rebuilt ones")
+        raise ValueError(f"{label}: the result's episodes are not the rebuilt ones")
     predicted = [p["predicted"] for p in per_episode]
     other = [i for i, b in enumerate(balls) if b["last_seen"] not in (None, b["cue"])]
-    return {"episodes": len(balls), "ball_drawn": sum(p is not None for p in predicted),
+    return {"episodes": len(balls), "scored": sum(p["frames_scored"] > 0 for p in per_episode), "ball_drawn": sum(p is not None for p in predicted),
             "cue": sum(p == b["cue"] for p, b in zip(predicted, balls)),
             "last_seen": sum(p == b["last_seen"] for p, b in zip(predicted, balls)),
             "most_seen": sum(p == b["most_seen"] for p, b in zip(predicted, balls)),
             "last_seen_not_cue": {"episodes": len(other), "ball_drawn": sum(predicted[i] is not None for i in other),
                                   "cue": sum(predicted[i] == balls[i]["cue"] for i in other),
                                   "last_seen": sum(predicted[i] == balls[i]["last_seen"] for i in other)},
-            "answers": Counter(str(p) for p in predicted)}
+            "answers": Counter(str(p) for p in predicted), **answers_shuffled(per_episode)}
 
 
 def main() -> None:
@@ -72,26 +94,27 @@ def main() -> None:
     p.add_argument("rows", nargs="+", metavar="PATH:ARCHITECTURE[=LABEL]")
     p.add_argument("--out", help="also write the counts here (JSON)")
     args = p.parse_args()
-    specs = [parse_spec(s) for s in args.rows]
+    specs = [parse_row(s) for s in args.rows]
     results = {path: json.loads(path.read_text()) for path, _, _ in specs}
     first = results[specs[0][0]]
-    if first["task"] != "recall" or any(r["episodes"] != first["episodes"] or r["context"] != first["context"]
-                                        for r in results.values()):
-        raise SystemExit("the rows must be cue-recall results of the same episodes and away length")
-    train = first["provenance"]["config"]["train"]
-    built = [balls_in_view(i, first["context"], train["maze_size"], train["model"]["image_size"])
-             for i in range(len(first["episodes"]))]
+    if any(r["task"] != "recall" or r["context"] != first["context"] or maze_of(r) != maze_of(first)
+           for r in results.values()):
+        raise SystemExit("the rows must be cue-recall results of the same away length and maze")
+    recalls = {label: recall_of(results[path], arch) for path, arch, label in specs}
+    built = [balls_in_view(i, first["context"], *maze_of(first)) for i in range(len(recalls[specs[0][2]]["per_episode"]))]
     balls = context_balls([e for e, _ in built], [s for _, s in built])
-    counts = {label: answers(results[path], arch, balls) for path, arch, label in specs}
+    counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes
     other = counts[specs[0][2]]["last_seen_not_cue"]["episodes"]
     print(f"{len(balls)} episodes; the last ball in view before the way back is the cue in "
           f"{sum(b['last_seen'] == b['cue'] for b in balls)}, another ball in {other}, none in "
           f"{sum(b['last_seen'] is None for b in balls)}\n")
-    print(f"| model | ball drawn | = cue | = last ball seen | = most-seen ball | where the last ball seen is not the cue ({other}): ball drawn / = cue / = last seen |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| model | ball drawn | = cue | answers shuffled: = cue, p | = last ball seen | = most-seen ball | "
+          f"where the last ball seen is not the cue ({other}): ball drawn / = cue / = last seen |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for label, c in counts.items():
         o = c["last_seen_not_cue"]
-        print(f"| {label} | {c['ball_drawn']} | {c['cue']} | {c['last_seen']} | {c['most_seen']} | {o['ball_drawn']} / {o['cue']} / {o['last_seen']} |")
+        print(f"| {label} | {c['ball_drawn']} | {c['cue']} | {c['shuffled_chance'] * c['scored']:.1f}, {c['p_value']:.3f} | "
+              f"{c['last_seen']} | {c['most_seen']} | {o['ball_drawn']} / {o['cue']} / {o['last_seen']} |")
     if args.out:
         print(f"wrote {write_json(args.out, {'balls': balls, 'counts': counts, 'rows': args.rows}, provenance(None, 'cpu'))}")
 

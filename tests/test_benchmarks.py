@@ -136,13 +136,18 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
         episodes.append(e)
     balls = answers.context_balls(episodes, [[{0}, {1}, {1}, set(), {0}], [{2}, set(), {0, 2}, {2}]])
     assert [(b["last_seen"], b["most_seen"]) for b in balls] == [(1, 1), (2, 2)]  # frame 4 is past the context
-    result = {"table": [{"architecture": "mamba2", "recall": {"per_episode": [{"seed": 7, "predicted": 1},
-                                                                               {"seed": 8, "predicted": None}]}}]}
-    counts = answers.answers(result, "mamba2", balls)
+    recall = {"per_episode": [{"seed": 7, "predicted": 1, "cue_object": 0, "frames_scored": 3},
+                              {"seed": 8, "predicted": None, "cue_object": 2, "frames_scored": 2}]}
+    compared, evaluated = {"table": [{"architecture": "mamba2", "recall": recall}]}, {"recall": recall}
+    assert answers.recall_of(compared, "mamba2") is recall and answers.recall_of(evaluated, None) is recall
+    assert answers.parse_row("r.json=seed 0") == (Path("r.json"), None, "seed 0")  # a one-model evaluation
+    assert answers.parse_row("r.json:mamba2") == (Path("r.json"), "mamba2", "mamba2")
+    counts = answers.answers(recall, "mamba2", balls)
     assert (counts["ball_drawn"], counts["cue"], counts["last_seen"], counts["most_seen"]) == (1, 0, 1, 1)
     assert counts["last_seen_not_cue"] == {"episodes": 1, "ball_drawn": 1, "cue": 0, "last_seen": 1}
+    assert (counts["shuffled_chance"], counts["p_value"]) == (0.0, 1.0)  # no answer right, shuffled or not
     with pytest.raises(ValueError, match="not the rebuilt ones"):
-        answers.answers(result, "mamba2", balls[::-1])
+        answers.answers(recall, "mamba2", balls[::-1])
 
 
 @pytest.mark.parametrize("frames,max_gap,gaps", [(32, 14, "uniform"), (128, 100, "uniform"), (128, 100, "log")])
