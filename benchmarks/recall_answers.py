@@ -27,7 +27,7 @@ from compare_table import parse_spec  # noqa: E402
 
 import worldsim.maze.episodes as maze_episodes  # noqa: E402
 from worldsim.evaluation.provenance import provenance, write_json  # noqa: E402
-from worldsim.evaluation.tasks import answers_shuffled, maze_size  # noqa: E402
+from worldsim.evaluation.tasks import answers_shuffled, context_border_colour, maze_size, tests_memory  # noqa: E402
 
 MIN_PIXELS = 4  # a ball counts as in view from this many pixels of it
 
@@ -39,14 +39,15 @@ def balls_in_view(index: int, away: int, maze_size: int, image_size: int) -> tup
 
 
 def context_balls(episodes: list, seen: list[list[set]]) -> list[dict]:
-    """Per episode: the cue, the last ball in view in the context, the ball in view the most."""
+    """Per episode: the cue, the last ball in view in the context, the ball in view the most, and the
+    ball whose colour the frame border shows at the context's end (the target then)."""
     rows = []
     for e, frames in zip(episodes, seen):
         context = frames[:e.context_length]
         last = next((sorted(s)[0] for s in reversed(context) if s), None)
         counts = Counter(b for s in context for b in s)
         rows.append({"seed": e.seed, "cue": int(e.cue_object), "last_seen": last,
-                     "most_seen": counts.most_common(1)[0][0] if counts else None,
+                     "most_seen": counts.most_common(1)[0][0] if counts else None, "border": context_border_colour(e),
                      "frames_in_view": {str(b): n for b, n in sorted(counts.items())}})
     return rows
 
@@ -78,15 +79,20 @@ def answers(recall: dict, label: str, balls: list[dict]) -> dict:
     if [p["seed"] for p in per_episode] != [b["seed"] for b in balls]:
         raise ValueError(f"{label}: the result's episodes are not the rebuilt ones")
     predicted = [p["predicted"] for p in per_episode]
+    # the border as rebuilt, so that results saved before the evaluation recorded it are scored the same way
+    rows = [{**p, "border_colour": b["border"]} for p, b in zip(per_episode, balls)]
+    memory = [i for i, r in enumerate(rows) if tests_memory(r)]
     other = [i for i, b in enumerate(balls) if b["last_seen"] not in (None, b["cue"])]
-    return {"episodes": len(balls), "scored": sum(p["frames_scored"] > 0 for p in per_episode), "ball_drawn": sum(p is not None for p in predicted),
+    return {"episodes": len(balls), "ball_drawn": sum(p is not None for p in predicted),
             "cue": sum(p == b["cue"] for p, b in zip(predicted, balls)),
             "last_seen": sum(p == b["last_seen"] for p, b in zip(predicted, balls)),
             "most_seen": sum(p == b["most_seen"] for p, b in zip(predicted, balls)),
             "last_seen_not_cue": {"episodes": len(other), "ball_drawn": sum(predicted[i] is not None for i in other),
                                   "cue": sum(predicted[i] == balls[i]["cue"] for i in other),
                                   "last_seen": sum(predicted[i] == balls[i]["last_seen"] for i in other)},
-            "answers": Counter(str(p) for p in predicted), **answers_shuffled(per_episode)}
+            "border": sum(p == b["border"] for p, b in zip(predicted, balls)),
+            "border_not_cue": {"episodes": len(memory), "cue": sum(predicted[i] == balls[i]["cue"] for i in memory)},
+            "answers": Counter(str(p) for p in predicted), **answers_shuffled(rows)}
 
 
 def main() -> None:
@@ -105,16 +111,20 @@ def main() -> None:
     balls = context_balls([e for e, _ in built], [s for _, s in built])
     counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes
     other = counts[specs[0][2]]["last_seen_not_cue"]["episodes"]
+    borders = sum(b["border"] == b["cue"] for b in balls)
     print(f"{len(balls)} episodes; the last ball in view before the way back is the cue in "
           f"{sum(b['last_seen'] == b['cue'] for b in balls)}, another ball in {other}, none in "
-          f"{sum(b['last_seen'] is None for b in balls)}\n")
-    print(f"| model | ball drawn | = cue | answers shuffled: = cue, p | = last ball seen | = most-seen ball | "
-          f"where the last ball seen is not the cue ({other}): ball drawn / = cue / = last seen |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          f"{sum(b['last_seen'] is None for b in balls)}; the frame border shows the cue's colour at the context's "
+          f"end in {borders}\n")
+    print(f"| model | ball drawn | = cue | = border's colour | = last ball seen | = most-seen ball | border not the cue "
+          f"({len(balls) - borders}): = cue | there, answers shuffled: = cue, p | last ball seen not the cue "
+          f"({other}): ball drawn / = cue / = last seen |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, c in counts.items():
-        o = c["last_seen_not_cue"]
-        print(f"| {label} | {c['ball_drawn']} | {c['cue']} | {c['shuffled_chance'] * c['scored']:.1f}, {c['p_value']:.3f} | "
-              f"{c['last_seen']} | {c['most_seen']} | {o['ball_drawn']} / {o['cue']} / {o['last_seen']} |")
+        o, m = c["last_seen_not_cue"], c["border_not_cue"]
+        print(f"| {label} | {c['ball_drawn']} | {c['cue']} | {c['border']} | {c['last_seen']} | {c['most_seen']} | "
+              f"{m['cue']} | {c['shuffled_chance'] * m['episodes']:.1f}, {c['p_value']:.3f} | "
+              f"{o['ball_drawn']} / {o['cue']} / {o['last_seen']} |")
     if args.out:
         print(f"wrote {write_json(args.out, {'balls': balls, 'counts': counts, 'rows': args.rows}, provenance(None, 'cpu'))}")
 

@@ -11,6 +11,8 @@ import torch
 
 from worldsim.config import preset
 from worldsim.evaluation.metrics import summarize
+from worldsim.evaluation.tasks import border_mask
+from worldsim.maze.core import OBJECT_COLOURS
 from worldsim.evaluation.provenance import provenance
 from worldsim.model import LSSVWM
 
@@ -132,10 +134,12 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
     episodes = []
     for seed, cue in ((7, 0), (8, 2)):
         e = Episode()
-        e.seed, e.cue_object, e.context_length = seed, cue, 4
+        e.seed, e.cue_object, e.context_length, e.maze_size = seed, cue, 4, 9
+        e.frames = torch.zeros(5, 32, 32, 3, dtype=torch.uint8)
+        e.frames[3, border_mask(32, 32)] = torch.tensor(OBJECT_COLOURS[0], dtype=torch.uint8)  # the border shows ball 0: the first cue
         episodes.append(e)
     balls = answers.context_balls(episodes, [[{0}, {1}, {1}, set(), {0}], [{2}, set(), {0, 2}, {2}]])
-    assert [(b["last_seen"], b["most_seen"]) for b in balls] == [(1, 1), (2, 2)]  # frame 4 is past the context
+    assert [(b["last_seen"], b["most_seen"], b["border"]) for b in balls] == [(1, 1, 0), (2, 2, 0)]  # frame 4 is past the context
     recall = {"per_episode": [{"seed": 7, "predicted": 1, "cue_object": 0, "frames_scored": 3},
                               {"seed": 8, "predicted": None, "cue_object": 2, "frames_scored": 2}]}
     compared, evaluated = {"table": [{"architecture": "mamba2", "recall": recall}]}, {"recall": recall}
@@ -145,7 +149,8 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
     counts = answers.answers(recall, "mamba2", balls)
     assert (counts["ball_drawn"], counts["cue"], counts["last_seen"], counts["most_seen"]) == (1, 0, 1, 1)
     assert counts["last_seen_not_cue"] == {"episodes": 1, "ball_drawn": 1, "cue": 0, "last_seen": 1}
-    assert (counts["shuffled_chance"], counts["p_value"]) == (0.0, 1.0)  # no answer right, shuffled or not
+    assert counts["border"] == 0 and counts["border_not_cue"] == {"episodes": 1, "cue": 0}
+    assert (counts["shuffled_chance"], counts["p_value"]) == (0.0, 1.0)  # its one memory episode: no ball drawn
     with pytest.raises(ValueError, match="not the rebuilt ones"):
         answers.answers(recall, "mamba2", balls[::-1])
 

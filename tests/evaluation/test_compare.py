@@ -95,7 +95,8 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     assert [r["architecture"] for r in retrieval["table"]] == ["lssvwm", "sliding_attention"]
     assert retrieval["table"][1]["lssvwm_minus"]["episodes"] == 2 and "recall" not in retrieval["table"][0]
     rows = recall["table"]
-    assert all(r["recall"]["episodes_scored"] == 2 and r["recall"]["reader_accuracy_on_truth"] == 1.0 for r in rows)
+    assert all(r["recall"]["episodes_scored"] + r["recall"]["border_shows_cue"] == 2
+               and r["recall"]["reader_accuracy_on_truth"] == 1.0 for r in rows)
     assert all(r["paper"] is None for r in rows)  # the paper has no recall table
     table = (out / "compare_recall.md").read_text()
     assert "cue recall" in table and len(re.findall(r"\| \d\.\d\d \(0\.33; \d\.\d\d, p \d\.\d{3}\) \|", table)) == 2

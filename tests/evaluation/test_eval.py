@@ -16,7 +16,9 @@ from worldsim.data.shards import ShardWriter
 from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.lpips import LPIPS
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
-from worldsim.evaluation.tasks import Clip, _generate, answers_shuffled, final_run, read_cue_colour, rollout
+from worldsim.evaluation.tasks import (Clip, Rollouts, _generate, answers_shuffled, border_mask, final_run, read_cue_colour,
+                                       recall_scores, rollout)
+from worldsim.maze.core import OBJECT_COLOURS
 from worldsim.simulator import Simulator
 
 PROVENANCE = {"command", "argv", "config", "checkpoints", "device", "torch", "python", "worldsim", "git_commit", "date"}
@@ -76,7 +78,8 @@ def test_teacher_forced_flag_feeds_the_true_frames_in_any_task(tmp_path, tiny_ch
 
 def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):
     r = run_eval(tmp_path, tiny_checkpoint, "recall", "--context", "10")["recall"]
-    assert r["episodes_scored"] == 2 and r["reader_accuracy_on_truth"] == 1.0
+    assert r["episodes_scored"] + r["border_shows_cue"] == 2 and r["reader_accuracy_on_truth"] == 1.0
+    assert all(e["border_colour"] in (0, 1, 2) for e in r["per_episode"])
     assert 0 <= r["accuracy"] <= 1 and r["chance"] == pytest.approx(1 / 3) and 0 < r["p_value"] <= 1
     assert all(e["frames_scored"] > 0 for e in r["per_episode"])
 
@@ -95,6 +98,29 @@ def test_recall_null_shuffles_the_models_own_answers():
     # episodes without a scored frame are left out; no ball drawn counts as wrong
     assert answers_shuffled(rows([0, None], [0, 1], scored=[1, 0])) == {"shuffled_chance": 1.0, "p_value": 1.0}
     assert answers_shuffled(rows([None, None], [0, 1]))["shuffled_chance"] == 0.0
+
+
+def test_recall_leaves_out_episodes_whose_border_shows_the_cue():
+    from types import SimpleNamespace
+    colours = np.array(OBJECT_COLOURS[:3], dtype=np.uint8)
+
+    def episode(cue, border, seed):  # 4 context frames, then 2 looking at the cue in the middle
+        frames = np.full((6, 32, 32, 3), 100, dtype=np.uint8)
+        frames[:, border_mask(32, 32)] = colours[border]
+        frames[4:, 12:20, 12:20] = colours[cue]
+        mask = torch.zeros(6, 32, 32, dtype=torch.bool)
+        mask[4:, 12:20, 12:20] = True
+        return SimpleNamespace(seed=seed, cue_object=cue, cue_colour=OBJECT_COLOURS[cue], maze_size=9,
+                               context_length=4, frames=torch.from_numpy(frames), cue_mask=mask), frames[4:]
+
+    made = [episode(0, 0, 1), episode(1, 2, 2), episode(2, 0, 3)]  # the first one's border shows its cue
+    draws_border = [truth.copy() for _, truth in made]
+    for frames, border in zip(draws_border, (0, 2, 0)):
+        frames[:, 12:20, 12:20] = colours[border]  # a model copying the border's colour onto the ball
+    r = recall_scores([e for e, _ in made], Rollouts(draws_border, [t for _, t in made], 0.0))
+    assert [e["border_colour"] for e in r["per_episode"]] == [0, 2, 0]
+    assert (r["episodes_scored"], r["border_shows_cue"], r["answers_in_border_colour"]) == (2, 1, 3)
+    assert (r["accuracy"], r["accuracy_all"], r["reader_accuracy_on_truth"]) == (0.0, pytest.approx(1 / 3), 1.0)
 
 
 def test_cue_reader_ignores_shading_and_muted_colours():

@@ -174,8 +174,9 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
              f"PSNR beyond {window}: frames more than the sliding window ({window}) after the context. "
              "LSSVWM - model: paired over the episodes, mean +- s.e. (episodes LSSVWM is ahead). "
              + ("Cue recall: the cue's colour read off the generated frames where the true ones show it, "
-                "right in this share of the episodes; in brackets chance (1/K), then the model's answers shuffled "
-                "across the episodes: the accuracy expected so, and the share of shuffles as high (p). " if recall else "")
+                "right in this share of the episodes whose frame border (the target's colour) does not show the "
+                "cue's; in brackets chance (1/K), then the model's answers shuffled across those episodes: the "
+                "accuracy expected so, and the share of shuffles as high (p). " if recall else "")
              + (f"Last {kept}: the same episodes, the model given only the last {kept} frames of each context; "
                 f"whole - last {kept}: paired, what the older context adds (memory). " if kept else "")
              + (f"LPIPS: n/a where not computed ({'; '.join(lpips_notes)})." if lpips_notes else "LPIPS: AlexNet, v0.1."),

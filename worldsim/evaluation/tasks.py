@@ -216,17 +216,28 @@ def final_run(visible: np.ndarray) -> np.ndarray:
     return out
 
 
+def border_mask(height: int, width: int) -> np.ndarray:
+    """bool [H, W]: the frame border, where the maze shows the target ball's colour (core.render)."""
+    w = max(1, width // 32)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[:w], mask[-w:], mask[:, :w], mask[:, -w:] = True, True, True, True
+    return mask
+
+
 def recall_scores(episodes, rollouts: Rollouts) -> dict:
     """Accuracy of the cue colour read off the generated frames, against chance.
 
     Scored on the final run of frames in which the true maze shows the cue (the agent back and
     looking at it), within the pixels the true frames show it in (minus the target-colour border).
-    The same reader applied to the true frames checks the reader itself (should be 1.0)."""
+    The same reader applied to the true frames checks the reader itself (should be 1.0).
+
+    The border shows the current target ball's colour in every frame, and at the end of the context
+    that ball is the cue in about half the episodes: drawing the ball in the border's colour scores
+    there without memory. `accuracy` is therefore taken over the other episodes, where only memory of
+    the cue gives its colour; `accuracy_all` over every scored episode, as before 2026-12-06."""
     rows = []
     for e, gen, truth in zip(episodes, rollouts.generated, rollouts.truth):
-        mask = e.cue_mask[e.context_length:e.context_length + len(gen)].numpy().copy()
-        w = max(1, mask.shape[-1] // 32)  # the maze draws its target border this wide (core.render)
-        mask[:, :w], mask[:, -w:], mask[:, :, :w], mask[:, :, -w:] = False, False, False, False
+        mask = e.cue_mask[e.context_length:e.context_length + len(gen)].numpy() & ~border_mask(*e.cue_mask.shape[1:])
         frames_scored = final_run(mask.any((1, 2)))
         candidates = np.asarray(OBJECT_COLOURS[:default_n_objects(e.maze_size)], dtype=np.uint8)
         ctx_seen = np.flatnonzero(e.cue_mask[:e.context_length].any((1, 2)).numpy())
@@ -236,26 +247,47 @@ def recall_scores(episodes, rollouts: Rollouts) -> dict:
             "predicted": read_cue_colour(gen, sel, candidates),
             "read_from_truth": read_cue_colour(truth, sel, candidates),
             "frames_scored": int(frames_scored.sum()),
+            # the target colour the border shows in the context's last frame
+            "border_colour": context_border_colour(e),
             # frames between the cue's last sighting in the context and the end of the context
             "cue_gap": int(e.context_length - 1 - ctx_seen[-1]) if len(ctx_seen) else None,
             "chance": 1.0 / len(candidates),
         })
     scored = [r for r in rows if r["frames_scored"]]
-    accuracy = lambda key: float(np.mean([r[key] == r["cue_object"] for r in scored])) if scored else None  # noqa: E731
-    return {"accuracy": accuracy("predicted"), "chance": float(np.mean([r["chance"] for r in rows])),
-            **answers_shuffled(rows), "reader_accuracy_on_truth": accuracy("read_from_truth"),
-            "episodes_scored": len(scored), "per_episode": rows}
+    memory = [r for r in scored if tests_memory(r)]
+
+    def accuracy(key, of):
+        return float(np.mean([r[key] == r["cue_object"] for r in of])) if of else None
+
+    return {"accuracy": accuracy("predicted", memory), "chance": float(np.mean([r["chance"] for r in rows])),
+            **answers_shuffled(rows), "episodes_scored": len(memory),
+            "border_shows_cue": len(scored) - len(memory), "accuracy_all": accuracy("predicted", scored),
+            "answers_in_border_colour": sum(r["predicted"] == r["border_colour"] for r in scored),
+            "reader_accuracy_on_truth": accuracy("read_from_truth", scored), "per_episode": rows}
+
+
+def context_border_colour(e) -> int | None:
+    """The ball whose colour the border shows in a maze episode's last context frame (the target then)."""
+    last = e.frames[e.context_length - 1:e.context_length].numpy()  # [1, H, W, 3]
+    candidates = np.asarray(OBJECT_COLOURS[:default_n_objects(e.maze_size)], dtype=np.uint8)
+    return read_cue_colour(last, border_mask(*last.shape[1:3])[None], candidates)
+
+
+def tests_memory(row: dict) -> bool:
+    """Whether a recall episode's score needs memory: it has scored frames and its border does not
+    show the cue's colour (rows saved before the border was recorded count as before)."""
+    return row["frames_scored"] > 0 and row.get("border_colour") != row["cue_object"]
 
 
 def answers_shuffled(per_episode: list[dict], shuffles: int = 20000) -> dict:
-    """Cue recall's null model: the model's own answers, shuffled across the scored episodes.
+    """Cue recall's null model: the model's own answers, shuffled across the episodes that test memory.
 
     1/K is chance only for a model that answers each colour equally often on equally many cues of
     each colour; a model that mostly draws one colour scores more where that colour is the cue more
     often, without remembering anything. Shuffling keeps its answers (none included) and the cues and
     breaks only their pairing: `shuffled_chance` is the accuracy expected so, and `p_value` the share
     of `shuffles` seeded shuffles scoring at least the observed accuracy (one-sided)."""
-    rows = [r for r in per_episode if r["frames_scored"]]
+    rows = [r for r in per_episode if tests_memory(r)]
     if not rows:
         return {"shuffled_chance": None, "p_value": None}
     answer = np.array([-1 if r["predicted"] is None else r["predicted"] for r in rows])
