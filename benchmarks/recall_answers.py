@@ -32,9 +32,11 @@ from worldsim.evaluation.tasks import answers_shuffled, context_border_colour, m
 MIN_PIXELS = 4  # a ball counts as in view from this many pixels of it
 
 
-def balls_in_view(index: int, away: int, maze_size: int, image_size: int) -> tuple[maze_episodes.MazeEpisode, list[set]]:
-    """Cue-recall episode `index` as the evaluation builds it, and the balls in view in each frame."""
-    episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size)
+def balls_in_view(index: int, away: int, maze_size: int, image_size: int,
+                  cue: int | None = None) -> tuple[maze_episodes.MazeEpisode, list[set]]:
+    """Cue-recall episode `index` as the evaluation builds it (with this cue: as a result recorded
+    it), and the balls in view in each frame."""
+    episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size, cue=cue)
     return episode, [set(torch.nonzero(pixels >= MIN_PIXELS).flatten().tolist()) for pixels in episode.ball_pixels]
 
 
@@ -76,7 +78,7 @@ def maze_of(result: dict) -> tuple[int, int]:
 def answers(recall: dict, label: str, balls: list[dict]) -> dict:
     """A model's answers counted against the cue, the last ball seen and the most-seen ball."""
     per_episode = recall["per_episode"]
-    if [p["seed"] for p in per_episode] != [b["seed"] for b in balls]:
+    if [(p["seed"], p["cue_object"]) for p in per_episode] != [(b["seed"], b["cue"]) for b in balls]:
         raise ValueError(f"{label}: the result's episodes are not the rebuilt ones")
     predicted = [p["predicted"] for p in per_episode]
     # the border as rebuilt, so that results saved before the evaluation recorded it are scored the same way
@@ -107,7 +109,8 @@ def main() -> None:
            for r in results.values()):
         raise SystemExit("the rows must be cue-recall results of the same away length and maze")
     recalls = {label: recall_of(results[path], arch) for path, arch, label in specs}
-    built = [balls_in_view(i, first["context"], *maze_of(first)) for i in range(len(recalls[specs[0][2]]["per_episode"]))]
+    cues = [e["cue_object"] for e in recalls[specs[0][2]]["per_episode"]]  # the episodes as they were scored
+    built = [balls_in_view(i, first["context"], *maze_of(first), cue=cue) for i, cue in enumerate(cues)]
     balls = context_balls([e for e, _ in built], [s for _, s in built])
     counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes
     other = counts[specs[0][2]]["last_seen_not_cue"]["episodes"]

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from worldsim.evaluation.tasks import context_border_colour
 from worldsim.maze.core import FORWARD, FORWARD_LEFT, FORWARD_RIGHT, NOOP, TURN_LEFT, TURN_RIGHT, MazeWorld
 from worldsim.maze.episodes import (EVAL_SEED_OFFSET, TRAIN_SEED_LIMIT, cue_recall_episode, eval_seed,
                                     reasoning_episode, retrieval_episode, reverse_actions)
@@ -55,6 +56,18 @@ def test_reasoning_continues_with_random_actions():
     assert e.frames.shape[0] == e.actions.shape[0] == 60 and e.context_length == 40
     assert torch.equal(e.frames, replay(e, 32))
     assert len(set(e.actions[40:-1].tolist())) > 1
+
+
+def test_cue_recall_picks_a_cue_the_frame_border_does_not_show():
+    # the border shows the target ball; touched targets move on, so the target tends to end on the
+    # ball left alone: the cue. Episode 7 tries ball 1 first, which ends as the target, then ball 2.
+    e = cue_recall_episode(7, away_length=100, image_size=32)
+    first_try = cue_recall_episode(7, away_length=100, image_size=32, cue=1)
+    assert (first_try.cue_object, context_border_colour(first_try)) == (1, 1)
+    assert (e.cue_object, context_border_colour(e)) == (2, 1)
+    # in episode 2 every ball ends as the target: the last try is kept, and scoring leaves it out
+    kept = cue_recall_episode(2, away_length=100, image_size=32)
+    assert context_border_colour(kept) == kept.cue_object
 
 
 def test_cue_recall_sees_the_cue_goes_far_away_and_sees_it_again():

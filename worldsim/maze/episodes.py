@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from worldsim.maze.core import (EVAL_SEED_OFFSET, FORWARD, FORWARD_LEFT, FORWARD_RIGHT, N_ACTIONS, NOOP,
-                                OBJECT_COLOURS, SEED_LIMIT, TRAIN_SEED_LIMIT, TURN_LEFT, TURN_RIGHT, MazeWorld)
+                                OBJECT_COLOURS, SEED_LIMIT, TRAIN_SEED_LIMIT, TURN_LEFT, TURN_RIGHT, MazeWorld,
+                                default_n_objects)
 from worldsim.maze.policies import (ARRIVED, ExplorePolicy, PersistentRandomPolicy, cell_centre, heading_error,
                                     steer)
 
@@ -153,15 +154,32 @@ def reasoning_episode(index: int, context_length: int = 576, generate_length: in
 
 
 def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8, *, maze_size: int = 9,
-                       image_size: int = 64, device="cpu") -> MazeEpisode:
+                       image_size: int = 64, device="cpu", cue: int | None = None) -> MazeEpisode:
     """See a ball, travel >= away_length frames away, come back and look at it for look_length frames.
 
-    context_length is where the way back begins.
+    context_length is where the way back begins. The frame border shows the target ball's colour,
+    and a target changes when touched; the agent, kept away from the cue, seldom touches it, so the
+    target often ends up on the cue. Then the border would tell the cue's colour without memory.
+    The balls are tried as the cue in a seeded order until one is not the target at the end of the
+    context (each try walks its own path in the same maze). If every ball ends as the target, the
+    last try is kept: cue recall's scoring leaves such episodes out (evaluation.tasks.tests_memory).
+    `cue` fixes the ball instead (to rebuild an episode scored before 2026-12-06, whose cue was
+    drawn without this check).
     """
+    order = np.random.default_rng(eval_seed(index)).permutation(default_n_objects(maze_size)) if cue is None else [cue]
+    for cue in order:
+        episode, target = _cue_recall_run(index, int(cue), away_length, look_length, maze_size, image_size, device)
+        if target != cue:
+            break
+    return episode
+
+
+def _cue_recall_run(index: int, cue: int, away_length: int, look_length: int, maze_size: int, image_size: int,
+                    device) -> tuple[MazeEpisode, int]:
+    """A cue recall episode with this cue, and the target ball at the end of its context."""
     world = _world(index, maze_size, image_size, device)
     N = maze_size
     grid = world.grid[0].cpu().numpy()
-    cue = int(np.random.default_rng(eval_seed(index)).integers(world.n_objects))
     cue_xy = world.objects[0:1, cue]  # [1, 2]
     cue_cell = int(cue_xy[0, 1]) * N + int(cue_xy[0, 0])
     run = _Rollout(world, cue=cue)
@@ -179,10 +197,10 @@ def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8,
     distance = _distances(grid, cue_cell)
     run.walk(_path(grid, viewpoint, int(distance.argmax()))[1:])
     run.explore(max(0, away_length - (len(run.actions) - away_start)))
-    context_length = len(run.frames)
+    context_length, target = len(run.frames), int(world.target[0])
     run.walk(_path(grid, int(world.cell()[0]), viewpoint))  # via the centre of the current cell
     look()
-    return run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue])
+    return run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue]), target
 
 
 def _distances(grid: np.ndarray, source: int) -> np.ndarray:
