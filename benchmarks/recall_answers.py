@@ -5,9 +5,10 @@ each episode showed.
 
 RESULT.json is a cue-recall result of `worldsim eval --task compare --compare-on recall` (rows as
 `benchmarks/compare_table.py` takes them), or of `worldsim eval --task recall` given as
-RESULT.json[=LABEL] (its one model; `--context-kept` runs too). The recall episodes are built again from their seeds,
-and for each the balls of its context are listed (from the balls' pixels each frame records): the last ball in view before the way back
-begins, and the ball in view in the most context frames. Each model's answer (the colour read off
+RESULT.json[=LABEL] (its one model; `--context-kept` runs too). The recall episodes are built again
+from their seeds and recorded cues, and for each the balls of its context are listed (from the
+balls' pixels each frame records): the last ball in view before the way back begins, the ball in
+view in the most context frames, and the ball whose colour the frame border shows at the end. Each model's answer (the colour read off
 its frames where the cue must reappear, or none) is then counted against the cue, against the last
 ball seen and against the most-seen ball. A model that remembers the cue answers with the cue; one
 that repeats what it saw last answers with the last ball seen, which is the cue only in the
@@ -119,7 +120,8 @@ def main() -> None:
           f"{sum(b['last_seen'] == b['cue'] for b in balls)}, another ball in {other}, none in "
           f"{sum(b['last_seen'] is None for b in balls)}; the frame border shows the cue's colour at the context's "
           f"end in {borders}\n")
-    print(f"| model | ball drawn | = cue | = border's colour | = last ball seen | = most-seen ball | border not the cue "
+    print(f"| model | ball drawn | = cue | = border's colour | = last ball seen | = most-seen ball | "
+          f"border not the cue "
           f"({len(balls) - borders}): = cue | there, answers shuffled: = cue, p | last ball seen not the cue "
           f"({other}): ball drawn / = cue / = last seen |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -136,10 +136,12 @@ def test_recall_answers_lists_the_balls_in_view_and_counts_answers_against_them(
         e = Episode()
         e.seed, e.cue_object, e.context_length, e.maze_size = seed, cue, 4, 9
         e.frames = torch.zeros(5, 32, 32, 3, dtype=torch.uint8)
-        e.frames[3, border_mask(32, 32)] = torch.tensor(OBJECT_COLOURS[0], dtype=torch.uint8)  # the border shows ball 0: the first cue
+        # the border shows ball 0, the first episode's cue
+        e.frames[3, border_mask(32, 32)] = torch.tensor(OBJECT_COLOURS[0], dtype=torch.uint8)
         episodes.append(e)
     balls = answers.context_balls(episodes, [[{0}, {1}, {1}, set(), {0}], [{2}, set(), {0, 2}, {2}]])
-    assert [(b["last_seen"], b["most_seen"], b["border"]) for b in balls] == [(1, 1, 0), (2, 2, 0)]  # frame 4 is past the context
+    # frame 4 is past the context
+    assert [(b["last_seen"], b["most_seen"], b["border"]) for b in balls] == [(1, 1, 0), (2, 2, 0)]
     recall = {"per_episode": [{"seed": 7, "predicted": 1, "cue_object": 0, "frames_scored": 3},
                               {"seed": 8, "predicted": None, "cue_object": 2, "frames_scored": 2}]}
     compared, evaluated = {"table": [{"architecture": "mamba2", "recall": recall}]}, {"recall": recall}

@@ -16,8 +16,8 @@ from worldsim.data.shards import ShardWriter
 from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.lpips import LPIPS
 from worldsim.evaluation.provenance import PNG_KEY, checkpoint_sha256
-from worldsim.evaluation.tasks import (Clip, Rollouts, _generate, answers_shuffled, border_mask, final_run, read_cue_colour,
-                                       recall_scores, rollout)
+from worldsim.evaluation.tasks import (Clip, Rollouts, _generate, answers_shuffled, border_mask, final_run,
+                                       read_cue_colour, recall_scores, rollout)
 from worldsim.maze.core import OBJECT_COLOURS
 from worldsim.simulator import Simulator
 

@@ -130,8 +130,8 @@ def run_task(args) -> int:
         r = result["recall"]
         shuffled = ("" if r["p_value"] is None else f"; its answers shuffled across them: {r['shuffled_chance']:.2f}, "
                     f"as high in a share p = {r['p_value']:.4f}")
-        print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over the {r['episodes_scored']} "
-              f"episodes whose frame border does not show the cue's colour{shuffled}. Left out: "
+        print(f"cue colour recall: accuracy {r['accuracy']} vs chance {r['chance']:.2f} over the "
+              f"{r['episodes_scored']} episodes whose frame border does not show the cue's colour{shuffled}. Left out: "
               f"{r['border_shows_cue']} where it does (over all: {r['accuracy_all']}); answers in the border's colour: "
               f"{r['answers_in_border_colour']} (reader on true frames: {r['reader_accuracy_on_truth']})")
     print("wrote " + ", ".join(map(str, files)))

@@ -190,8 +190,8 @@ def table_markdown(rows: list[dict], task: str, window: int) -> str:
 
     def cue(scores):  # shuffles recomputed from the episodes, so results saved before them show them too
         shuffled = answers_shuffled(scores["per_episode"])
-        return (f" {num(scores['accuracy'], '.2f')} ({scores['chance']:.2f}; {num(shuffled['shuffled_chance'], '.2f')}, "
-                f"p {num(shuffled['p_value'], '.3f')}) |")
+        return (f" {num(scores['accuracy'], '.2f')} ({scores['chance']:.2f}; "
+                f"{num(shuffled['shuffled_chance'], '.2f')}, p {num(shuffled['p_value'], '.3f')}) |")
 
     for r in rows:
         ssim, lpips, psnr = paper.get(r["architecture"], (None, None, None))

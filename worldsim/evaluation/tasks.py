@@ -231,10 +231,11 @@ def recall_scores(episodes, rollouts: Rollouts) -> dict:
     looking at it), within the pixels the true frames show it in (minus the target-colour border).
     The same reader applied to the true frames checks the reader itself (should be 1.0).
 
-    The border shows the current target ball's colour in every frame, and at the end of the context
-    that ball is the cue in about half the episodes: drawing the ball in the border's colour scores
-    there without memory. `accuracy` is therefore taken over the other episodes, where only memory of
-    the cue gives its colour; `accuracy_all` over every scored episode, as before 2026-12-06."""
+    The border shows the current target ball's colour in every frame. Where it shows the cue's at the
+    end of the context, drawing the ball in the border's colour scores without memory: in half the
+    episodes before 2026-12-06, in the few that `cue_recall_episode` cannot avoid since. `accuracy` is
+    therefore taken over the other episodes, where only memory of the cue gives its colour;
+    `accuracy_all` over every scored episode, as before."""
     rows = []
     for e, gen, truth in zip(episodes, rollouts.generated, rollouts.truth):
         mask = e.cue_mask[e.context_length:e.context_length + len(gen)].numpy() & ~border_mask(*e.cue_mask.shape[1:])

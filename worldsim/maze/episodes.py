@@ -167,9 +167,9 @@ def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8,
     drawn without this check).
     """
     order = np.random.default_rng(eval_seed(index)).permutation(default_n_objects(maze_size)) if cue is None else [cue]
-    for cue in order:
-        episode, target = _cue_recall_run(index, int(cue), away_length, look_length, maze_size, image_size, device)
-        if target != cue:
+    for ball in map(int, order):
+        episode, target = _cue_recall_run(index, ball, away_length, look_length, maze_size, image_size, device)
+        if target != ball:
             break
     return episode
 
