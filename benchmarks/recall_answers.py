@@ -33,11 +33,12 @@ from worldsim.evaluation.tasks import answers_shuffled, context_border_colour, m
 MIN_PIXELS = 4  # a ball counts as in view from this many pixels of it
 
 
-def balls_in_view(index: int, away: int, maze_size: int, image_size: int,
-                  cue: int | None = None) -> tuple[maze_episodes.MazeEpisode, list[set]]:
-    """Cue-recall episode `index` as the evaluation builds it (with this cue: as a result recorded
-    it), and the balls in view in each frame."""
-    episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size, cue=cue)
+def balls_in_view(index: int, away: int, maze_size: int, image_size: int, cue: int | None = None,
+                  protocol: int = 2) -> tuple[maze_episodes.MazeEpisode, list[set]]:
+    """Cue-recall episode `index` as the evaluation builds it (with this cue and protocol: as a
+    result recorded it), and the balls in view in each frame."""
+    episode = maze_episodes.cue_recall_episode(index, away, maze_size=maze_size, image_size=image_size, cue=cue,
+                                               protocol=protocol)
     return episode, [set(torch.nonzero(pixels >= MIN_PIXELS).flatten().tolist()) for pixels in episode.ball_pixels]
 
 
@@ -106,12 +107,14 @@ def main() -> None:
     specs = [parse_row(s) for s in args.rows]
     results = {path: json.loads(path.read_text()) for path, _, _ in specs}
     first = results[specs[0][0]]
-    if any(r["task"] != "recall" or r["context"] != first["context"] or maze_of(r) != maze_of(first)
-           for r in results.values()):
-        raise SystemExit("the rows must be cue-recall results of the same away length and maze")
     recalls = {label: recall_of(results[path], arch) for path, arch, label in specs}
+    protocols = {r.get("protocol", 1) for r in recalls.values()}  # results saved before it was recorded: 1
+    if any(r["task"] != "recall" or r["context"] != first["context"] or maze_of(r) != maze_of(first)
+           for r in results.values()) or len(protocols) > 1:
+        raise SystemExit("the rows must be cue-recall results of the same away length, maze and protocol")
     cues = [e["cue_object"] for e in recalls[specs[0][2]]["per_episode"]]  # the episodes as they were scored
-    built = [balls_in_view(i, first["context"], *maze_of(first), cue=cue) for i, cue in enumerate(cues)]
+    built = [balls_in_view(i, first["context"], *maze_of(first), cue=cue, protocol=min(protocols))
+             for i, cue in enumerate(cues)]
     balls = context_balls([e for e, _ in built], [s for _, s in built])
     counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes
     other = counts[specs[0][2]]["last_seen_not_cue"]["episodes"]

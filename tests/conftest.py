@@ -25,6 +25,18 @@ TINY_SAMPLING = {"steps": 2, "context_noise": 0.02}
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """Directory of a tiny LSSVWM checkpoint (random init, 16x16 frames, maze source)."""
+    return tiny_model_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny", TINY_SOURCE)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_maze7(tmp_path_factory):
+    """The tiny checkpoint with a 7x7 maze as its source: cue recall needs cells out of the cue's
+    sight, which a 5x5 maze may lack."""
+    source = {**TINY_SOURCE, "env_kwargs": {**TINY_SOURCE["env_kwargs"], "maze_size": 7}}
+    return tiny_model_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny7", source)
+
+
+def tiny_model_checkpoint(path, source):
     torch.manual_seed(0)
     model = LSSVWM(preset("tiny"))
     with torch.no_grad():
@@ -35,7 +47,7 @@ def tiny_checkpoint(tmp_path_factory):
         # a random termination head would end episodes at random steps; tests end them explicitly
         # (max_episode_steps), so make the predicted termination "never"
         model.heads[-1].bias[1] = -20.0
-    return save_model(tmp_path_factory.mktemp("checkpoints") / "tiny", model, TINY_SOURCE, TINY_SAMPLING)
+    return save_model(path, model, source, TINY_SAMPLING)
 
 
 @pytest.fixture(autouse=True)

@@ -78,7 +78,7 @@ def test_compare_on_several_tasks_trains_once_and_scores_cue_recall(tmp_path, mo
     from worldsim.evaluation import compare
 
     config = tmp_path / "toy.json"
-    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 7, "batch_size": 2, "window_schedule": [[0, 6]],
                                   "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
     trained = []
     real_train = compare.train
@@ -115,7 +115,7 @@ def test_compare_context_kept_scores_each_task_again_on_the_last_frames(tmp_path
     monkeypatch.setattr(compare, "evaluate_task", lambda *a, **kw: kept_by_call.append(kw.get("context_kept"))
                         or real_evaluate(*a, **kw))
     config = tmp_path / "toy.json"
-    config.write_text(json.dumps({"model": "tiny", "maze_size": 5, "batch_size": 2, "window_schedule": [[0, 6]],
+    config.write_text(json.dumps({"model": "tiny", "maze_size": 7, "batch_size": 2, "window_schedule": [[0, 6]],
                                   "warmup_steps": 1, "total_steps": 1, "save_every": 1000, "episode_length": 32}))
     args = ["eval", "--task", "compare", "--train-config", str(config), "--steps", "1", "--episodes", "2",
             "--sampling-steps", "1", "--weights", "model", "--architectures", "lssvwm,mamba2",

@@ -76,12 +76,12 @@ def test_teacher_forced_flag_feeds_the_true_frames_in_any_task(tmp_path, tiny_ch
     assert not np.allclose(a[:, 1:], b[:, 1:])  # later ones follow true frames only when forced
 
 
-def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint):
-    r = run_eval(tmp_path, tiny_checkpoint, "recall", "--context", "10")["recall"]
+def test_recall_scores_cue_colour_against_chance(tmp_path, tiny_checkpoint_maze7):
+    r = run_eval(tmp_path, tiny_checkpoint_maze7, "recall", "--context", "10")["recall"]
     assert r["episodes_scored"] + r["border_shows_cue"] == 2 and r["reader_accuracy_on_truth"] == 1.0
     assert all(e["border_colour"] in (0, 1, 2) for e in r["per_episode"])
     assert 0 <= r["accuracy"] <= 1 and r["chance"] == pytest.approx(1 / 3) and 0 < r["p_value"] <= 1
-    assert all(e["frames_scored"] > 0 for e in r["per_episode"])
+    assert all(e["frames_scored"] > 0 for e in r["per_episode"]) and r["protocol"] == 2
 
 
 def test_recall_null_shuffles_the_models_own_answers():
@@ -111,7 +111,7 @@ def test_recall_leaves_out_episodes_whose_border_shows_the_cue():
         mask = torch.zeros(6, 32, 32, dtype=torch.bool)
         mask[4:, 12:20, 12:20] = True
         return SimpleNamespace(seed=seed, cue_object=cue, cue_colour=OBJECT_COLOURS[cue], maze_size=9,
-                               context_length=4, frames=torch.from_numpy(frames), cue_mask=mask), frames[4:]
+                               context_length=4, frames=torch.from_numpy(frames), cue_mask=mask, protocol=2), frames[4:]
 
     made = [episode(0, 0, 1), episode(1, 2, 2), episode(2, 0, 3)]  # the first one's border shows its cue
     draws_border = [truth.copy() for _, truth in made]

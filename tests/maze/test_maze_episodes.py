@@ -59,27 +59,35 @@ def test_reasoning_continues_with_random_actions():
 
 
 def test_cue_recall_picks_a_cue_the_frame_border_does_not_show():
-    # the border shows the target ball; touched targets move on, so the target tends to end on the
-    # ball left alone: the cue. Episode 7 tries ball 1 first, which ends as the target, then ball 2.
+    # the border shows the target ball; a touched target moves on to another ball, which can be the
+    # cue. Episode 7 tries ball 1 first, which ends as the target, then ball 2.
     e = cue_recall_episode(7, away_length=100, image_size=32)
     first_try = cue_recall_episode(7, away_length=100, image_size=32, cue=1)
     assert (first_try.cue_object, context_border_colour(first_try)) == (1, 1)
-    assert (e.cue_object, context_border_colour(e)) == (2, 1)
-    # in episode 2 every ball ends as the target: the last try is kept, and scoring leaves it out
-    kept = cue_recall_episode(2, away_length=100, image_size=32)
+    assert (e.cue_object, context_border_colour(e)) == (2, 0)
+    # in episode 3 every ball ends as the target: the last try is kept, and scoring leaves it out
+    kept = cue_recall_episode(3, away_length=100, image_size=32)
     assert context_border_colour(kept) == kept.cue_object
 
 
-def test_cue_recall_sees_the_cue_goes_far_away_and_sees_it_again():
+def test_cue_recall_keeps_the_cue_out_of_view_and_ends_the_context_as_it_comes_back():
     e = cue_recall_episode(2, away_length=500, look_length=8, image_size=32)
     T = e.frames.shape[0]
-    assert e.cue_mask.shape == (T, 32, 32) and e.cue_colour is not None
+    assert e.cue_mask.shape == (T, 32, 32) and e.cue_colour is not None and e.protocol == 2
     seen = e.cue_mask.flatten(1).any(1)  # [T]
-    first_look = int(seen.nonzero()[0])
-    assert first_look < e.context_length - 500  # seen, then >= 500 frames away ...
-    assert seen[-8:].all()  # ... and seen again at the end
+    last_seen = int(seen[:e.context_length].nonzero()[-1])
+    assert last_seen < e.context_length - 500  # seen, then out of view for >= 500 frames ...
+    assert seen[e.context_length] and seen[-8:].all()  # ... back in view as the model takes over
     assert torch.equal(e.frames, replay(e, 32))
     cue_pixels = e.frames[-1][e.cue_mask[-1]].float()  # [P, 3], the cue ball shaded
     colour = torch.tensor(e.cue_colour, dtype=torch.float32)
     cosine = torch.nn.functional.cosine_similarity(cue_pixels, colour.expand_as(cue_pixels), dim=1)
     assert cosine.min() > 0.99
+
+
+def test_cue_recall_protocol_1_rebuilds_the_episodes_scored_before_2026_12_07():
+    # benchmarks/results/stage5_w512/recall.json (2026-12-03): episode 0, cue 0, 581 context frames + 114
+    e = cue_recall_episode(0, cue=0, protocol=1)
+    assert (e.context_length, e.frames.shape[0] - e.context_length, e.protocol) == (581, 114, 1)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        cue_recall_episode(0, protocol=3)

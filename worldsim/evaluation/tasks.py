@@ -264,7 +264,9 @@ def recall_scores(episodes, rollouts: Rollouts) -> dict:
             **answers_shuffled(rows), "episodes_scored": len(memory),
             "border_shows_cue": len(scored) - len(memory), "accuracy_all": accuracy("predicted", scored),
             "answers_in_border_colour": sum(r["predicted"] == r["border_colour"] for r in scored),
-            "reader_accuracy_on_truth": accuracy("read_from_truth", scored), "per_episode": rows}
+            "reader_accuracy_on_truth": accuracy("read_from_truth", scored),
+            # how the episodes were built (maze.episodes.cue_recall_episode); results without it: 1
+            "protocol": episodes[0].protocol if episodes else None, "per_episode": rows}
 
 
 def context_border_colour(e) -> int | None:

@@ -10,10 +10,10 @@ true maze renders for those actions, so collisions or drift can't make it wrong.
   (from the other side). The context is explored without curved moves (forward+turn), so the way
   back retraces the way out exactly.
 - reasoning (the paper's): explore for N frames, then held random actions.
-- cue recall: walk to a ball (the cue) and look at it, travel away for >= 500 frames (first to
-  the cell farthest from it, then exploring), come back and look at it again. `cue_colour` and
-  `cue_mask` (the cue's pixels in every frame) let an evaluator score whether the model recalled
-  the colour where the ball reappears.
+- cue recall: walk to a ball (the cue) and look at it, stay out of its sight for >= 500 frames
+  (wandering among the cells it cannot be seen from), come back and look at it again; the context
+  ends as it comes back into view. `cue_colour` and `cue_mask` (the cue's pixels in every frame)
+  let an evaluator score whether the model recalled the colour where the ball reappears.
 
 Seeds: training mazes use seeds in [0, TRAIN_SEED_LIMIT = 2**31); evaluation episode i uses seed
 `eval_seed(i)` = EVAL_SEED_OFFSET + i (EVAL_SEED_OFFSET = 2**31), so no evaluation maze is ever
@@ -54,6 +54,7 @@ class MazeEpisode:
     cue_colour: tuple | None = None  # its RGB
     cue_mask: torch.Tensor | None = None  # bool [T, H, W]: pixels showing the cue ball
     ball_pixels: torch.Tensor | None = None  # cue recall: int64 [T, balls], each ball's pixels in view
+    protocol: int | None = None  # cue recall: how it was built (cue_recall_episode)
 
 
 def eval_seed(index: int) -> int:
@@ -74,12 +75,14 @@ class _Rollout:
     def __init__(self, world: MazeWorld, cue: int | None = None):
         self.world, self.cue = world, cue
         self.frames, self.poses, self.masks, self.ball_pixels, self.actions, self.rewards = [], [], [], [], [], []
+        self.targets = []  # the target ball at each frame (the border's colour)
         self._observe(world.render()[0])
 
     def _observe(self, frame):
         self.frames.append(frame.cpu())
         x, y = self.world.position[0].tolist()
         self.poses.append((x, y, float(self.world.heading_radians()[0])))
+        self.targets.append(int(self.world.target[0]))
         if self.cue is not None:
             ids = self.world.render_object_ids()[0]
             self.masks.append((ids == self.cue).cpu())
@@ -153,29 +156,41 @@ def reasoning_episode(index: int, context_length: int = 576, generate_length: in
     return run.episode("reasoning", context_length)
 
 
-def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8, *, maze_size: int = 9,
-                       image_size: int = 64, device="cpu", cue: int | None = None) -> MazeEpisode:
-    """See a ball, travel >= away_length frames away, come back and look at it for look_length frames.
+CUE_RECALL_PROTOCOLS = (1, 2)
 
-    context_length is where the way back begins. The frame border shows the target ball's colour,
-    and a target changes when touched; the agent, kept away from the cue, seldom touches it, so the
-    target often ends up on the cue. Then the border would tell the cue's colour without memory.
-    The balls are tried as the cue in a seeded order until one is not the target at the end of the
-    context (each try walks its own path in the same maze). If every ball ends as the target, the
-    last try is kept: cue recall's scoring leaves such episodes out (evaluation.tasks.tests_memory).
-    `cue` fixes the ball instead (to rebuild an episode scored before 2026-12-06, whose cue was
-    drawn without this check).
+
+def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8, *, maze_size: int = 9,
+                       image_size: int = 64, device="cpu", cue: int | None = None, protocol: int = 2) -> MazeEpisode:
+    """See a ball (the cue), stay out of its sight for >= away_length frames, come back and look at it
+    for look_length frames; the context ends as the cue first comes back into view (protocol 2).
+
+    Away, the agent walks to the cells from which the cue cannot be seen and wanders among them, so
+    the generated frames need the cue's colour from >= away_length frames back, and the model draws
+    them after only the true frames of the way back. Protocol 1 (scored before 2026-12-07) explored
+    instead, passing the cue again in 43 of 64 episodes (7 ended with it in view), and its context
+    ended where the way back begins, so that the model drew the whole way back on its own.
+
+    The frame border shows the target ball's colour, and a target changes when touched; the agent,
+    kept away from the cue, seldom touches it, so the target often ends up on the cue. Then the
+    border would tell the cue's colour without memory. The balls are tried as the cue in a seeded
+    order until one is not the target at the end of the context (each try walks its own path in the
+    same maze). If every ball ends as the target, the last try is kept: cue recall's scoring leaves
+    such episodes out (evaluation.tasks.tests_memory). `cue` fixes the ball instead (to rebuild an
+    episode scored before 2026-12-06, whose cue was drawn without this check).
     """
+    if protocol not in CUE_RECALL_PROTOCOLS:
+        raise ValueError(f"cue recall protocol must be one of {CUE_RECALL_PROTOCOLS}, got {protocol!r}")
     order = np.random.default_rng(eval_seed(index)).permutation(default_n_objects(maze_size)) if cue is None else [cue]
     for ball in map(int, order):
-        episode, target = _cue_recall_run(index, ball, away_length, look_length, maze_size, image_size, device)
+        episode, target = _cue_recall_run(index, ball, away_length, look_length, maze_size, image_size, device,
+                                          protocol)
         if target != ball:
             break
     return episode
 
 
 def _cue_recall_run(index: int, cue: int, away_length: int, look_length: int, maze_size: int, image_size: int,
-                    device) -> tuple[MazeEpisode, int]:
+                    device, protocol: int) -> tuple[MazeEpisode, int]:
     """A cue recall episode with this cue, and the target ball at the end of its context."""
     world = _world(index, maze_size, image_size, device)
     N = maze_size
@@ -193,14 +208,79 @@ def _cue_recall_run(index: int, cue: int, away_length: int, look_length: int, ma
     viewpoint = to_cue[-2] if len(to_cue) > 1 else int(world.cell()[0])  # the cell before the cue's
     run.walk(to_cue[1:-1])
     look()
-    away_start = len(run.actions)
-    distance = _distances(grid, cue_cell)
-    run.walk(_path(grid, viewpoint, int(distance.argmax()))[1:])
-    run.explore(max(0, away_length - (len(run.actions) - away_start)))
-    context_length, target = len(run.frames), int(world.target[0])
+    if protocol == 1:
+        away_start = len(run.actions)
+        run.walk(_path(grid, viewpoint, int(_distances(grid, cue_cell).argmax()))[1:])
+        run.explore(max(0, away_length - (len(run.actions) - away_start)))
+    else:
+        _wander_out_of_sight(run, index, grid, cue_cell, viewpoint, away_length)
+    way_back = len(run.frames)
     run.walk(_path(grid, int(world.cell()[0]), viewpoint))  # via the centre of the current cell
     look()
-    return run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue]), target
+    context_length = way_back
+    if protocol == 2:  # the context runs up to the cue's return into view
+        context_length = way_back + [bool(m.any()) for m in run.masks[way_back:]].index(True)
+    episode = run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue],
+                          protocol=protocol)
+    return episode, run.targets[context_length - 1]
+
+
+def _wander_out_of_sight(run: _Rollout, index: int, grid: np.ndarray, cue_cell: int, start: int, away_length: int):
+    """Walk from `start` to the largest connected group of cells from which the cue cannot be seen,
+    and wander among them (random cells in turn, seeded) until the cue has been out of view for
+    away_length frames. Cells holding a ball are left out: touching the target ball moves the
+    target on, and a wander among balls would leave it on a ball it never passes, often the cue."""
+    hidden = _out_of_sight_cells(run.world, run.cue)
+    balls = run.world.objects[0].long().cpu().numpy()  # [K, 2] cells as (col, row)
+    hidden[balls[:, 1] * grid.shape[0] + balls[:, 0]] = False
+    groups = _groups(grid, hidden)
+    distance = _distances(grid, cue_cell)
+    if not groups:
+        raise ValueError(f"cue recall: ball {run.cue} can be seen from every free cell without a ball of maze seed "
+                         f"{int(run.world.seed[0])} (maze_size {grid.shape[0]}), so it cannot be kept out of view; "
+                         "use a larger maze")
+    group = max(groups, key=lambda g: (len(g), distance[g].max()))
+    run.walk(_path(grid, start, group[int(distance[group].argmax())])[1:])
+    walls = np.ones_like(grid)
+    walls.flat[group] = False  # the wander keeps to the group
+    rng = np.random.default_rng(eval_seed(index))
+    last_seen = max(i for i, m in enumerate(run.masks) if m.any())
+    while len(run.frames) - 1 - last_seen < away_length:
+        if len(run.frames) > 20 * away_length + 1000:
+            raise RuntimeError(f"could not keep the cue out of view (maze seed {int(run.world.seed[0])})")
+        here = int(run.world.cell()[0])
+        if len(group) == 1:  # a lone cell: look around in it
+            run.step(TURN_LEFT)
+        else:
+            run.walk(_path(walls, here, int(rng.choice([c for c in group if c != here])))[1:])
+        last_seen = max(i for i, m in enumerate(run.masks) if m.any())
+
+
+@torch.no_grad()
+def _out_of_sight_cells(world: MazeWorld, ball: int) -> np.ndarray:
+    """bool [N * N]: the free cells from whose centre `ball` is out of view at every heading."""
+    N, H = world.maze_size, world.n_headings
+    free = np.flatnonzero(~world.grid[0].cpu().numpy().ravel())
+    probe = MazeWorld(len(free) * H, N, world.image_size, world.device, n_objects=world.n_objects, n_headings=H)
+    probe.reset(seeds=[int(world.seed[0])] * probe.batch_size)
+    probe.position = cell_centre(probe, torch.as_tensor(free, device=world.device)).repeat_interleave(H, 0)
+    probe.heading = torch.arange(H, device=world.device).repeat(len(free))
+    in_view = (probe.render_object_ids() == ball).flatten(1).any(1).view(len(free), H).any(1).cpu().numpy()
+    hidden = np.zeros(N * N, dtype=bool)
+    hidden[free[~in_view]] = True
+    return hidden
+
+
+def _groups(grid: np.ndarray, cells: np.ndarray) -> list[np.ndarray]:
+    """The connected groups (4-neighbours) of the free cells marked in `cells` (bool [N * N])."""
+    walls = grid.copy()
+    walls.flat[~cells] = True
+    left, groups = set(np.flatnonzero(cells).tolist()), []
+    while left:
+        reach = np.flatnonzero(_distances(walls, left.pop()) >= 0)
+        left -= set(reach.tolist())
+        groups.append(reach)
+    return groups
 
 
 def _distances(grid: np.ndarray, source: int) -> np.ndarray:
