@@ -12,7 +12,10 @@ Revisits: `revisit_fraction` (share of frames showing a place, cell + heading qu
 >= 100 frames earlier) over trajectories of --trajectory-steps steps of the explore and the
 persistent-random policy, with the share of free cells visited; and, for the explorer on the 9x9
 maze, inside training windows of --window frames (what a model trained on such windows is asked
-to remember) at gaps from the attention window (10 frames) up. Prints markdown tables.
+to remember) at gaps from the attention window (10 frames) up.
+Balls: in the explorer's frames, how often the ball in view is the target, whose colour the frame
+border shows -- overall, and where a ball comes back into view after >= gap frames out of it (what
+cue recall asks). Prints markdown tables.
 """
 
 import argparse
@@ -76,6 +79,32 @@ def revisits(policy, maze_size, batch, steps, device):
     return torch.stack(places, 1), coverage.mean().item()
 
 
+def ball_sightings(maze_size, batch, steps, device, gaps, min_pixels=4):
+    """Share of frames showing a ball (>= min_pixels), share of those whose largest ball is the target,
+    and per gap (count, share that are the target) of balls coming back into view after >= gap frames."""
+    world = MazeWorld(batch, maze_size, device=device, seed=0)
+    world.reset(seeds=list(range(batch)))
+    act = ExplorePolicy(world).act
+    pixels, targets = [], []
+    for _ in range(steps):
+        ids = world.render_object_ids().flatten(1)  # [B, H * W]
+        pixels.append(torch.stack([(ids == k).sum(1) for k in range(world.n_objects)], 1))
+        targets.append(world.target.clone())
+        world.move(act())
+    pixels, targets = torch.stack(pixels, 1).cpu(), torch.stack(targets, 1).cpu()  # [B, T, K], [B, T]
+    in_view = pixels >= min_pixels
+    shown = in_view.any(2)
+    is_target = torch.arange(world.n_objects).view(1, 1, -1) == targets.unsqueeze(2)  # [B, T, K]
+    seen = torch.nn.functional.pad(in_view.long().cumsum(1), (0, 0, 1, 0))  # [B, T + 1, K]: sightings before t
+    back = {}
+    for gap in gaps:
+        t = torch.arange(gap, steps)
+        returns = in_view[:, gap:] & (seen[:, t] - seen[:, t - gap] == 0)  # in view, not in the last gap frames
+        back[gap] = (int(returns.sum()), float(is_target[:, gap:][returns].float().mean()))
+    largest_is_target = (pixels.argmax(2) == targets)[shown].float().mean()
+    return float(shown.float().mean()), float(largest_is_target), back
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -126,6 +155,15 @@ def main():
           "place last seen >= gap frames earlier in the same window\n")
     print("| " + " | ".join(f"gap {g}" for g in gaps) + " |\n|" + "---:|" * len(gaps))
     print("| " + " | ".join(f"{revisit_fraction(windows, g):.3f}" for g in gaps) + " |")
+
+    shown, largest_is_target, back = ball_sightings(9, args.trajectories, args.trajectory_steps, device, (10, 100))
+    print(f"\nBalls in the explorer's frames (9x9, {args.trajectories} x {args.trajectory_steps} steps; 1 in 3 balls "
+          "is the target, whose colour the frame border shows)\n")
+    print("| frames showing a ball | of those, the largest ball is the target | "
+          + " | ".join(f"back in view after >= {g} frames: sightings, share the target" for g in back) + " |")
+    print("|---:|---:|" + "---:|" * len(back))
+    print(f"| {shown:.3f} | {largest_is_target:.3f} | " + " | ".join(f"{n}, {share:.3f}" for n, share in back.values())
+          + " |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ RESULT.json is a cue-recall result of `worldsim eval --task compare --compare-on
 `benchmarks/compare_table.py` takes them), or of `worldsim eval --task recall` given as
 RESULT.json[=LABEL] (its one model; `--context-kept` runs too). The recall episodes are built again
 from their seeds and recorded cues, and for each the balls of its context are listed (from the
-balls' pixels each frame records): the last ball in view before the way back begins, the ball in
+balls' pixels each frame records): the last ball in view in the context, the ball in
 view in the most context frames, and the ball whose colour the frame border shows at the end. Each model's answer (the colour read off
 its frames where the cue must reappear, or none) is then counted against the cue, against the last
 ball seen and against the most-seen ball. A model that remembers the cue answers with the cue; one
@@ -119,7 +119,7 @@ def main() -> None:
     counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes
     other = counts[specs[0][2]]["last_seen_not_cue"]["episodes"]
     borders = sum(b["border"] == b["cue"] for b in balls)
-    print(f"{len(balls)} episodes; the last ball in view before the way back is the cue in "
+    print(f"{len(balls)} episodes; the last ball in view in the context is the cue in "
           f"{sum(b['last_seen'] == b['cue'] for b in balls)}, another ball in {other}, none in "
           f"{sum(b['last_seen'] is None for b in balls)}; the frame border shows the cue's colour at the context's "
           f"end in {borders}\n")

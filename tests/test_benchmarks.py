@@ -12,6 +12,8 @@ import torch
 from worldsim.config import preset
 from worldsim.evaluation.metrics import summarize
 from worldsim.evaluation.tasks import border_mask
+from worldsim.maze.core import MazeWorld
+from worldsim.maze.policies import ExplorePolicy
 from worldsim.maze.core import OBJECT_COLOURS
 from worldsim.evaluation.provenance import provenance
 from worldsim.model import LSSVWM
@@ -210,9 +212,6 @@ def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
 def test_memory_gain_finds_the_places_the_world_reports():
     gain = load_benchmark("memory_gain")
     # an episode's poses (x, y, heading in radians) give the places the world itself reports
-    from worldsim.maze.core import MazeWorld
-    from worldsim.maze.policies import ExplorePolicy
-
     world = MazeWorld(1, 9, 16, seed=3)
     world.reset(seeds=[3])
     policy = ExplorePolicy(world)
@@ -315,3 +314,23 @@ def test_history_guidance_at_scale_one_is_the_simulator_and_nothing_to_guide_by_
         guided = guidance.guided_frame(model, memory, weak, action, z, sampler, guidance.Guidance(3.0, 1.0))
     assert torch.equal(frames[0], frames[1])
     assert not torch.equal(guided, frames[0])  # and a weak memory that differs does move the frame
+
+
+def test_bench_maze_ball_sightings_count_returns_as_a_loop_does():
+    bench = load_benchmark("bench_maze")
+    shown, largest_is_target, back = bench.ball_sightings(7, 2, 120, "cpu", (5, 20))
+    assert 0 < shown < 1 and 0 <= largest_is_target <= 1
+    # the same counts, frame by frame
+    world = MazeWorld(2, 7, seed=0)
+    world.reset(seeds=[0, 1])
+    act = ExplorePolicy(world).act
+    frames = []
+    for _ in range(120):
+        ids = world.render_object_ids()
+        frames.append([[int((ids[b] == k).sum()) >= 4 for k in range(world.n_objects)] for b in range(2)])
+        frames[-1].append(world.target.tolist())
+        world.move(act())
+    for gap, (count, share) in back.items():
+        hits = [f[-1][b] == k for b in range(2) for k in range(world.n_objects) for t, f in enumerate(frames)
+                if t >= gap and f[b][k] and not any(g[b][k] for g in frames[t - gap:t])]
+        assert count == len(hits) > 0 and share == pytest.approx(np.mean(hits))

@@ -85,7 +85,7 @@ def test_cue_recall_keeps_the_cue_out_of_view_and_ends_the_context_as_it_comes_b
     assert cosine.min() > 0.99
 
 
-def test_cue_recall_protocol_1_rebuilds_the_episodes_scored_before_2026_12_07():
+def test_cue_recall_protocol_1_rebuilds_the_episodes_scored_before_protocol_2():
     # benchmarks/results/stage5_w512/recall.json (2026-12-03): episode 0, cue 0, 581 context frames + 114
     e = cue_recall_episode(0, cue=0, protocol=1)
     assert (e.context_length, e.frames.shape[0] - e.context_length, e.protocol) == (581, 114, 1)

@@ -166,17 +166,18 @@ def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8,
 
     Away, the agent walks to the cells from which the cue cannot be seen and wanders among them, so
     the generated frames need the cue's colour from >= away_length frames back, and the model draws
-    them after only the true frames of the way back. Protocol 1 (scored before 2026-12-07) explored
-    instead, passing the cue again in 43 of 64 episodes (7 ended with it in view), and its context
-    ended where the way back begins, so that the model drew the whole way back on its own.
+    them after only the true frames of the way back. Protocol 1 (every result before protocol 2,
+    2026-12-06) explored instead, passing the cue again in 43 of 64 episodes (7 ended with it in
+    view), and its context ended where the way back begins, so that the model drew the whole way
+    back on its own.
 
-    The frame border shows the target ball's colour, and a target changes when touched; the agent,
-    kept away from the cue, seldom touches it, so the target often ends up on the cue. Then the
-    border would tell the cue's colour without memory. The balls are tried as the cue in a seeded
-    order until one is not the target at the end of the context (each try walks its own path in the
-    same maze). If every ball ends as the target, the last try is kept: cue recall's scoring leaves
-    such episodes out (evaluation.tasks.tests_memory). `cue` fixes the ball instead (to rebuild an
-    episode scored before 2026-12-06, whose cue was drawn without this check).
+    The frame border shows the target ball's colour, and a touched target moves on to another ball,
+    which can be the cue; then the border would tell the cue's colour without memory. The balls are
+    tried as the cue in a seeded order until one is not the target at the end of the context (each
+    try walks its own path in the same maze). If every ball ends as the target, the last try is
+    kept: cue recall's scoring leaves such episodes out (evaluation.tasks.tests_memory). `cue` fixes
+    the ball instead (to rebuild an episode scored before 2026-12-06, whose cue was drawn without
+    this check).
     """
     if protocol not in CUE_RECALL_PROTOCOLS:
         raise ValueError(f"cue recall protocol must be one of {CUE_RECALL_PROTOCOLS}, got {protocol!r}")
