@@ -12,9 +12,8 @@ import torch
 from worldsim.config import preset
 from worldsim.evaluation.metrics import summarize
 from worldsim.evaluation.tasks import border_mask
-from worldsim.maze.core import MazeWorld
+from worldsim.maze.core import OBJECT_COLOURS, MazeWorld
 from worldsim.maze.policies import ExplorePolicy
-from worldsim.maze.core import OBJECT_COLOURS
 from worldsim.evaluation.provenance import provenance
 from worldsim.model import LSSVWM
 

@@ -91,3 +91,9 @@ def test_cue_recall_protocol_1_rebuilds_the_episodes_scored_before_protocol_2():
     assert (e.context_length, e.frames.shape[0] - e.context_length, e.protocol) == (581, 114, 1)
     with pytest.raises(ValueError, match="protocol must be one of"):
         cue_recall_episode(0, protocol=3)
+
+
+def test_cue_recall_refuses_a_maze_too_small_to_hide_the_cue():
+    # in this 5x5 maze every free cell without a ball sees the cue from some heading
+    with pytest.raises(ValueError, match="cannot be kept out of view; use a larger maze"):
+        cue_recall_episode(1, away_length=10, maze_size=5, image_size=16)
