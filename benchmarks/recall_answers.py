@@ -112,8 +112,9 @@ def main() -> None:
     if any(r["task"] != "recall" or r["context"] != first["context"] or maze_of(r) != maze_of(first)
            for r in results.values()) or len(protocols) > 1:
         raise SystemExit("the rows must be cue-recall results of the same away length, maze and protocol")
+    (protocol,) = protocols
     cues = [e["cue_object"] for e in recalls[specs[0][2]]["per_episode"]]  # the episodes as they were scored
-    built = [balls_in_view(i, first["context"], *maze_of(first), cue=cue, protocol=min(protocols))
+    built = [balls_in_view(i, first["context"], *maze_of(first), cue=cue, protocol=protocol)
              for i, cue in enumerate(cues)]
     balls = context_balls([e for e, _ in built], [s for _, s in built])
     counts = {label: answers(recall, label, balls) for label, recall in recalls.items()}  # each checks its episodes

@@ -76,6 +76,7 @@ class _Rollout:
         self.world, self.cue = world, cue
         self.frames, self.poses, self.masks, self.ball_pixels, self.actions, self.rewards = [], [], [], [], [], []
         self.targets = []  # the target ball at each frame (the border's colour)
+        self.cue_last_seen = None  # the last frame showing the cue
         self._observe(world.render()[0])
 
     def _observe(self, frame):
@@ -86,6 +87,8 @@ class _Rollout:
         if self.cue is not None:
             ids = self.world.render_object_ids()[0]
             self.masks.append((ids == self.cue).cpu())
+            if self.masks[-1].any():
+                self.cue_last_seen = len(self.masks) - 1
             self.ball_pixels.append(torch.bincount(ids[ids >= 0], minlength=self.world.n_objects).cpu())
 
     def step(self, action: int):
@@ -245,8 +248,7 @@ def _wander_out_of_sight(run: _Rollout, index: int, grid: np.ndarray, cue_cell: 
     walls = np.ones_like(grid)
     walls.flat[group] = False  # the wander keeps to the group
     rng = np.random.default_rng(eval_seed(index))
-    last_seen = max(i for i, m in enumerate(run.masks) if m.any())
-    while len(run.frames) - 1 - last_seen < away_length:
+    while len(run.frames) - 1 - run.cue_last_seen < away_length:
         if len(run.frames) > 20 * away_length + 1000:
             raise RuntimeError(f"could not keep the cue out of view (maze seed {int(run.world.seed[0])})")
         here = int(run.world.cell()[0])
@@ -254,7 +256,6 @@ def _wander_out_of_sight(run: _Rollout, index: int, grid: np.ndarray, cue_cell: 
             run.step(TURN_LEFT)
         else:
             run.walk(_path(walls, here, int(rng.choice([c for c in group if c != here])))[1:])
-        last_seen = max(i for i, m in enumerate(run.masks) if m.any())
 
 
 @torch.no_grad()
