@@ -7,8 +7,8 @@ import torch
 
 from worldsim.evaluation.tasks import context_border_colour
 from worldsim.maze.core import FORWARD, FORWARD_LEFT, FORWARD_RIGHT, NOOP, TURN_LEFT, TURN_RIGHT, MazeWorld
-from worldsim.maze.episodes import (EVAL_SEED_OFFSET, TRAIN_SEED_LIMIT, cue_recall_episode, eval_seed,
-                                    reasoning_episode, retrieval_episode, reverse_actions)
+from worldsim.maze.episodes import (EVAL_SEED_OFFSET, TRAIN_SEED_LIMIT, cue_recall_episode, cue_recall_trajectory,
+                                    eval_seed, reasoning_episode, retrieval_episode, reverse_actions)
 
 
 def replay(episode, image_size):
@@ -97,3 +97,25 @@ def test_cue_recall_refuses_a_maze_too_small_to_hide_the_cue():
     # in this 5x5 maze every free cell without a ball sees the cue from some heading
     with pytest.raises(ValueError, match="cannot be kept out of view; use a larger maze"):
         cue_recall_episode(1, away_length=10, maze_size=5, image_size=16)
+
+
+def test_cue_recall_trajectory_sees_a_ball_loses_it_for_the_away_length_and_comes_back():
+    actions, poses = cue_recall_trajectory(11, length=400, away_length=100, maze_size=7, image_size=16)
+    assert actions.shape == (400,) and poses.shape == (400, 3)
+    world = MazeWorld(1, maze_size=7, image_size=16)
+    world.reset(seeds=[11])
+    in_view, walked = [], []  # per frame: the balls in view; the pose
+    for action in actions:
+        in_view.append(set(world.render_object_ids()[0].unique().tolist()) - {-1})
+        walked.append([*world.position[0].tolist(), float(world.heading_radians()[0])])
+        world.step(action.view(1))
+    assert torch.equal(torch.tensor(walked), poses)
+
+    def longest_absence(ball):  # the most frames between two sightings of `ball`
+        seen = [t for t, balls in enumerate(in_view) if ball in balls]
+        return max((b - a for a, b in zip(seen, seen[1:])), default=0)
+
+    assert max(longest_absence(ball) for ball in range(world.n_objects)) > 100
+    assert cue_recall_trajectory(11, length=60, away_length=100, maze_size=7, image_size=16) is None  # too short
+    with pytest.raises(ValueError, match="training maze seeds"):
+        cue_recall_trajectory(eval_seed(0), length=400, away_length=100)

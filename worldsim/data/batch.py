@@ -26,3 +26,10 @@ class TrajectoryBatch:
 def collate_windows(samples: list[dict]) -> TrajectoryBatch:
     """Stack per-window dicts (as `ShardWindowDataset` returns) into a batch: a DataLoader collate_fn."""
     return TrajectoryBatch(**{f.name: torch.stack([s[f.name] for s in samples]) for f in fields(TrajectoryBatch)})
+
+
+def concat_batches(batches: list[TrajectoryBatch]) -> TrajectoryBatch:
+    """One batch of the windows of several (same window length, same device)."""
+    if len(batches) == 1:
+        return batches[0]
+    return TrajectoryBatch(**{f.name: torch.cat([getattr(b, f.name) for b in batches]) for f in fields(TrajectoryBatch)})

@@ -35,7 +35,8 @@ from worldsim.maze.policies import (ARRIVED, ExplorePolicy, PersistentRandomPoli
                                     steer)
 
 __all__ = ["EVAL_SEED_OFFSET", "TRAIN_SEED_LIMIT", "MazeEpisode", "eval_seed", "reverse_actions",
-           "retrieval_episode", "reasoning_episode", "cue_recall_episode"]
+           "retrieval_episode", "reasoning_episode", "cue_recall_episode",
+           "cue_recall_trajectory"]
 
 _MIRROR = torch.tensor([NOOP, FORWARD, TURN_RIGHT, TURN_LEFT, FORWARD_RIGHT, FORWARD_LEFT])
 
@@ -130,16 +131,16 @@ class _Rollout:
             ball_pixels=torch.stack(self.ball_pixels) if self.ball_pixels else None, **cue)
 
 
-def _world(index, maze_size, image_size, device) -> MazeWorld:
+def _world(seed, maze_size, image_size, device) -> MazeWorld:
     world = MazeWorld(1, maze_size=maze_size, image_size=image_size, device=device)
-    world.reset(seeds=[eval_seed(index)])
+    world.reset(seeds=[seed])
     return world
 
 
 def retrieval_episode(index: int, context_length: int = 400, *, maze_size: int = 9, image_size: int = 64,
                       device="cpu") -> MazeEpisode:
     """Explore for context_length frames, then the way back: T = 2 * context_length + n_headings/2 + 1."""
-    run = _Rollout(_world(index, maze_size, image_size, device))
+    run = _Rollout(_world(eval_seed(index), maze_size, image_size, device))
     run.explore(context_length, curves=False)
     for _ in range(run.world.n_headings // 2):
         run.step(TURN_LEFT)
@@ -151,7 +152,7 @@ def retrieval_episode(index: int, context_length: int = 400, *, maze_size: int =
 def reasoning_episode(index: int, context_length: int = 576, generate_length: int = 224, *, maze_size: int = 9,
                       image_size: int = 64, device="cpu") -> MazeEpisode:
     """Explore for context_length frames, then generate_length frames of held random actions."""
-    run = _Rollout(_world(index, maze_size, image_size, device))
+    run = _Rollout(_world(eval_seed(index), maze_size, image_size, device))
     run.explore(context_length)
     random = PersistentRandomPolicy(gymnasium.spaces.Discrete(N_ACTIONS), seed=eval_seed(index))
     for _ in range(generate_length - 1):
@@ -184,19 +185,44 @@ def cue_recall_episode(index: int, away_length: int = 500, look_length: int = 8,
     """
     if protocol not in CUE_RECALL_PROTOCOLS:
         raise ValueError(f"cue recall protocol must be one of {CUE_RECALL_PROTOCOLS}, got {protocol!r}")
-    order = np.random.default_rng(eval_seed(index)).permutation(default_n_objects(maze_size)) if cue is None else [cue]
+    run, context_length = _cue_recall(eval_seed(index), away_length, look_length, maze_size, image_size, device, cue,
+                                      protocol)
+    return run.episode("cue_recall", context_length, cue_object=run.cue, cue_colour=OBJECT_COLOURS[run.cue],
+                       protocol=protocol)
+
+
+def cue_recall_trajectory(seed: int, length: int, away_length: int, look_length: int = 8, *, maze_size: int = 9,
+                          image_size: int = 64, device="cpu") -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Training data that asks for memory: a protocol-2 cue recall run (see a ball, stay out of its sight
+    for away_length frames, come back to it) in the training maze `seed`, then the explorer until the
+    trajectory has `length` frames. Returns (actions int64 [length], poses float32 [length, 3]), aligned
+    as an episode's (the last action is the explorer's next), or None if the recall run alone is longer."""
+    if not 0 <= seed < TRAIN_SEED_LIMIT:
+        raise ValueError(f"training maze seeds lie in [0, {TRAIN_SEED_LIMIT}), got {seed}")
+    run, _ = _cue_recall(seed, away_length, look_length, maze_size, image_size, device, None, protocol=2)
+    if len(run.frames) > length:
+        return None
+    run.explore(length - len(run.frames) + 1)  # one more step: the action that follows the last frame
+    return torch.tensor(run.actions, dtype=torch.int64), torch.tensor(run.poses[:length], dtype=torch.float32)
+
+
+def _cue_recall(seed: int, away_length: int, look_length: int, maze_size: int, image_size: int, device,
+                cue: int | None, protocol: int) -> tuple[_Rollout, int]:
+    """The cue recall run whose cue is not the target at its context's end (see cue_recall_episode),
+    and its context length."""
+    order = np.random.default_rng(seed).permutation(default_n_objects(maze_size)) if cue is None else [cue]
     for ball in map(int, order):
-        episode, target = _cue_recall_run(index, ball, away_length, look_length, maze_size, image_size, device,
-                                          protocol)
-        if target != ball:
+        run, context_length = _cue_recall_run(seed, ball, away_length, look_length, maze_size, image_size, device,
+                                              protocol)
+        if run.targets[context_length - 1] != ball:
             break
-    return episode
+    return run, context_length
 
 
-def _cue_recall_run(index: int, cue: int, away_length: int, look_length: int, maze_size: int, image_size: int,
-                    device, protocol: int) -> tuple[MazeEpisode, int]:
-    """A cue recall episode with this cue, and the target ball at the end of its context."""
-    world = _world(index, maze_size, image_size, device)
+def _cue_recall_run(seed: int, cue: int, away_length: int, look_length: int, maze_size: int, image_size: int,
+                    device, protocol: int) -> tuple[_Rollout, int]:
+    """A cue recall run with this cue, and its context length."""
+    world = _world(seed, maze_size, image_size, device)
     N = maze_size
     grid = world.grid[0].cpu().numpy()
     cue_xy = world.objects[0:1, cue]  # [1, 2]
@@ -217,19 +243,17 @@ def _cue_recall_run(index: int, cue: int, away_length: int, look_length: int, ma
         run.walk(_path(grid, viewpoint, int(_distances(grid, cue_cell).argmax()))[1:])
         run.explore(max(0, away_length - (len(run.actions) - away_start)))
     else:
-        _wander_out_of_sight(run, index, grid, cue_cell, viewpoint, away_length)
+        _wander_out_of_sight(run, grid, cue_cell, viewpoint, away_length)
     way_back = len(run.frames)
     run.walk(_path(grid, int(world.cell()[0]), viewpoint))  # via the centre of the current cell
     look()
     context_length = way_back
     if protocol == 2:  # the context runs up to the cue's return into view
         context_length = way_back + [bool(m.any()) for m in run.masks[way_back:]].index(True)
-    episode = run.episode("cue_recall", context_length, cue_object=cue, cue_colour=OBJECT_COLOURS[cue],
-                          protocol=protocol)
-    return episode, run.targets[context_length - 1]
+    return run, context_length
 
 
-def _wander_out_of_sight(run: _Rollout, index: int, grid: np.ndarray, cue_cell: int, start: int, away_length: int):
+def _wander_out_of_sight(run: _Rollout, grid: np.ndarray, cue_cell: int, start: int, away_length: int):
     """Walk from `start` to the largest connected group of cells from which the cue cannot be seen,
     and wander among them (random cells in turn, seeded) until the cue has been out of view for
     away_length frames. Cells holding a ball are left out: touching the target ball moves the
@@ -247,7 +271,7 @@ def _wander_out_of_sight(run: _Rollout, index: int, grid: np.ndarray, cue_cell: 
     run.walk(_path(grid, start, group[int(distance[group].argmax())])[1:])
     walls = np.ones_like(grid)
     walls.flat[group] = False  # the wander keeps to the group
-    rng = np.random.default_rng(eval_seed(index))
+    rng = np.random.default_rng(int(run.world.seed[0]))
     while len(run.frames) - 1 - run.cue_last_seen < away_length:
         if len(run.frames) > 20 * away_length + 1000:
             raise RuntimeError(f"could not keep the cue out of view (maze seed {int(run.world.seed[0])})")

@@ -44,6 +44,10 @@ class TrainConfig:
     maze_size: int = 9
     maze_pool: int = 256  # mazes generated in lockstep; batches are slices of the pool
     episode_length: int = 2000
+    # maze plans (worldsim.data.plans, e.g. cue recall trajectories): this fraction of each batch's
+    # windows is cut from them, the rest from `data`
+    plans: str = ""
+    plans_fraction: float = 0.5
     init_from: str = ""  # a checkpoint (path or shipped name) whose weights start a new run; "" = random init
     # parameters (name suffixes, e.g. "ssm.dt_bias") that keep this run's fresh initialisation instead
     # of init_from's values: re-seeding the SSM's memory horizons in weights trained with other ones
@@ -70,6 +74,9 @@ class TrainConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.segment_frames < 0 or self.batch_size < 1:
             raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
+        if self.plans and (self.data != "maze" or not 0 < self.plans_fraction <= 1):
+            raise ValueError("plans are mixed into the built-in maze's windows: they need data='maze' and "
+                             f"plans_fraction in (0, 1], got data={self.data!r}, plans_fraction={self.plans_fraction}")
         if self.init_reinit and not self.init_from:
             raise ValueError("init_reinit names parameters to re-initialise in init_from's weights: set init_from")
 

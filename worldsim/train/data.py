@@ -1,4 +1,5 @@
-"""Training data sources: the built-in maze generated on the training device, or recorded shards.
+"""Training data sources: the built-in maze generated on the training device (optionally mixed with
+maze plans, e.g. cue recall trajectories), or recorded shards.
 
 A source hands out `TrajectoryBatch` windows of a requested length (the length grows during
 training: gradual context extension), describes where its frames come from (written into
@@ -15,8 +16,9 @@ import gymnasium
 import torch
 
 from worldsim.config import ModelConfig
-from worldsim.data.batch import TrajectoryBatch, collate_windows
+from worldsim.data.batch import TrajectoryBatch, collate_windows, concat_batches
 from worldsim.data.generator import MazeWindowGenerator
+from worldsim.data.plans import load_plans, replay
 from worldsim.data.shards import ShardWindowDataset, describe_action_space
 from worldsim.maze.core import N_ACTIONS
 
@@ -57,6 +59,67 @@ class MazeSource:
         return dataclasses.replace(cfg, action_type="discrete", num_actions=N_ACTIONS)
 
 
+class PlanSource:
+    """Windows cut at random offsets from maze plans (worldsim.data.plans), rendered on the training
+    device `pool_size` plans at a time; each plan of a pool gives one window."""
+
+    def __init__(self, path: str, device, seed: int, pool_size: int = 64):
+        self.path, self.plans, self.device, self.pool_size, self.seed = path, load_plans(path), device, pool_size, seed
+        self.generator = torch.Generator()
+        self.restart(0)
+
+    def restart(self, step: int) -> None:
+        self.generator.manual_seed(self.seed + 1_000_003 * step)
+        self.pool, self.cursor = None, 0
+
+    def next(self, window: int, batch: int) -> TrajectoryBatch:
+        L = self.plans.length
+        if window > L:
+            raise ValueError(f"training window {window} is longer than the plans' {L} frames")
+        parts = []
+        while batch:
+            if self.pool is None or self.cursor == self.pool.frames.shape[0]:
+                self.pool = None  # one pool in memory, not two
+                n = min(self.pool_size, len(self.plans))
+                indices = torch.randperm(len(self.plans), generator=self.generator)[:n].tolist()
+                self.pool, self.cursor = replay(self.plans, indices, self.device)[0], 0
+            take = min(batch, self.pool.frames.shape[0] - self.cursor)
+            rows = range(self.cursor, self.cursor + take)
+            starts = torch.randint(L - window + 1, (take,), generator=self.generator).tolist()
+            parts.append(TrajectoryBatch(
+                **{f.name: torch.stack([getattr(self.pool, f.name)[r, s:s + window] for r, s in zip(rows, starts)])
+                   for f in dataclasses.fields(TrajectoryBatch) if f.name != "first"},
+                first=torch.tensor([s == 0 for s in starts], device=self.pool.first.device)))
+            self.cursor += take
+            batch -= take
+        return concat_batches(parts)
+
+
+class MixedSource:
+    """A batch's windows drawn from `plans` with probability `fraction` each, the rest from `base`."""
+
+    def __init__(self, base, plans: PlanSource, fraction: float, seed: int):
+        self.base, self.plans, self.fraction, self.seed = base, plans, fraction, seed
+        self.generator = torch.Generator()
+        self.restart(0)
+
+    def restart(self, step: int) -> None:
+        self.generator.manual_seed(self.seed + 1_000_003 * step)
+        self.base.restart(step)
+        self.plans.restart(step)
+
+    def next(self, window: int, batch: int) -> TrajectoryBatch:
+        n = int((torch.rand(batch, generator=self.generator) < self.fraction).sum())
+        parts = ([self.plans.next(window, n)] if n else []) + ([self.base.next(window, batch - n)] if n < batch else [])
+        return concat_batches(parts)
+
+    def describe(self) -> dict:
+        return {**self.base.describe(), "plans": str(self.plans.path), "plans_fraction": self.fraction}
+
+    def adapt_model_config(self, cfg: ModelConfig) -> ModelConfig:
+        return self.base.adapt_model_config(cfg)
+
+
 class ShardSource:
     """Random windows from a directory of shards (see worldsim.data.shards)."""
 
@@ -93,7 +156,15 @@ class ShardSource:
 
 def make_source(cfg, device, rank: int = 0):
     seed = cfg.seed * 1009 + rank
-    if cfg.data == "maze":
-        return MazeSource(cfg.max_batch(), device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length,
-                          cfg.maze_pool)
-    return ShardSource(cfg.data, seed)
+    if cfg.data != "maze":
+        return ShardSource(cfg.data, seed)
+    maze = MazeSource(cfg.max_batch(), device, seed, cfg.maze_size, cfg.model.image_size, cfg.episode_length,
+                      cfg.maze_pool)
+    if not cfg.plans:
+        return maze
+    plans = PlanSource(cfg.plans, device, seed)
+    if (plans.plans.maze_size, plans.plans.image_size) != (cfg.maze_size, cfg.model.image_size):
+        raise ValueError(f"{cfg.plans}: plans of {plans.plans.maze_size}x{plans.plans.maze_size} mazes at "
+                         f"{plans.plans.image_size} px, but training uses maze_size {cfg.maze_size} at "
+                         f"{cfg.model.image_size} px")
+    return MixedSource(maze, plans, cfg.plans_fraction, seed)
