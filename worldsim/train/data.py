@@ -83,13 +83,11 @@ class PlanSource:
                 n = min(self.pool_size, len(self.plans))
                 indices = torch.randperm(len(self.plans), generator=self.generator)[:n].tolist()
                 self.pool, self.cursor = replay(self.plans, indices, self.device)[0], 0
-            take = min(batch, self.pool.frames.shape[0] - self.cursor)
-            rows = range(self.cursor, self.cursor + take)
+            pool, take = self.pool, min(batch, self.pool.frames.shape[0] - self.cursor)
             starts = torch.randint(L - window + 1, (take,), generator=self.generator).tolist()
-            parts.append(TrajectoryBatch(
-                **{f.name: torch.stack([getattr(self.pool, f.name)[r, s:s + window] for r, s in zip(rows, starts)])
-                   for f in dataclasses.fields(TrajectoryBatch) if f.name != "first"},
-                first=torch.tensor([s == 0 for s in starts], device=self.pool.first.device)))
+            cut = lambda x: torch.stack([x[self.cursor + i, s:s + window] for i, s in enumerate(starts)])
+            parts.append(TrajectoryBatch(cut(pool.frames), cut(pool.actions), cut(pool.rewards), cut(pool.terminated),
+                                         torch.tensor([s == 0 for s in starts], device=pool.first.device)))
             self.cursor += take
             batch -= take
         return concat_batches(parts)
