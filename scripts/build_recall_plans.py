@@ -25,8 +25,10 @@ from worldsim.maze.episodes import cue_recall_trajectory
 
 
 def _build(job):
+    """(seed, (actions uint8 [length], end pose float32 [3])), or (seed, None) if skipped."""
     seed, length, away, maze_size, image_size = job
-    return seed, cue_recall_trajectory(seed, length, away, maze_size=maze_size, image_size=image_size)
+    plan = cue_recall_trajectory(seed, length, away, maze_size=maze_size, image_size=image_size)
+    return seed, None if plan is None else (plan[0].to(torch.uint8), plan[1][-1])
 
 
 def main(argv=None) -> int:
@@ -50,22 +52,22 @@ def main(argv=None) -> int:
     aways = rng.integers(args.away[0], args.away[1] + 1, size=args.plans).tolist()
     builder = (f"build_recall_plans.py --plans {args.plans} --length {args.length} --away {args.away[0]} "
                f"{args.away[1]} --maze-size {args.maze_size} --image-size {args.image_size} --seed {args.seed}")
-    done = {}  # seed -> (actions, poses) or None (skipped)
+    done = {}  # seed -> (actions, end pose) or None (skipped)
     if Path(args.out).exists():
         old = load_plans(args.out)
         if (old.maze_size, old.image_size, old.length, old.builder) != (args.maze_size, args.image_size,
                                                                        args.length, builder):
             p.error(f"{args.out} holds plans of another command ({old.builder!r}); choose another --out")
-        done = {int(s): (a, q[None]) for s, a, q in zip(old.seeds, old.actions, old.end_poses)}
+        done = {int(s): (a, q) for s, a, q in zip(old.seeds, old.actions, old.end_poses)}
         last = max(seeds.index(s) for s in done)
         done.update({s: None for s in seeds[:last] if s not in done})  # skipped before the restart
 
     def write():
         kept = [s for s in seeds if done.get(s) is not None]
         if kept:
-            save_plans(args.out, MazePlans(torch.tensor(kept), torch.stack([done[s][0] for s in kept]).to(torch.uint8),
-                                           torch.stack([done[s][1][-1] for s in kept]), args.maze_size,
-                                           args.image_size, builder))
+            actions, end_poses = (torch.stack(x) for x in zip(*(done[s] for s in kept)))
+            save_plans(args.out, MazePlans(torch.tensor(kept), actions, end_poses, args.maze_size, args.image_size,
+                                           builder))
 
     jobs = [(s, args.length, a, args.maze_size, args.image_size) for s, a in zip(seeds, aways) if s not in done]
     # one plan per process and one thread each (the workers share the cores); one worker: no processes
