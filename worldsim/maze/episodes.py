@@ -14,6 +14,8 @@ true maze renders for those actions, so collisions or drift can't make it wrong.
   (wandering among the cells it cannot be seen from), come back and look at it again; the context
   ends as it comes back into view. `cue_colour` and `cue_mask` (the cue's pixels in every frame)
   let an evaluator score whether the model recalled the colour where the ball reappears.
+- cue recall trajectories (`cue_recall_trajectory`): the same run in a *training* maze, followed by
+  exploration, as training data that asks for a ball's colour (stored by worldsim.data.plans).
 
 Seeds: training mazes use seeds in [0, TRAIN_SEED_LIMIT = 2**31); evaluation episode i uses seed
 `eval_seed(i)` = EVAL_SEED_OFFSET + i (EVAL_SEED_OFFSET = 2**31), so no evaluation maze is ever
@@ -35,8 +37,7 @@ from worldsim.maze.policies import (ARRIVED, ExplorePolicy, PersistentRandomPoli
                                     steer)
 
 __all__ = ["EVAL_SEED_OFFSET", "TRAIN_SEED_LIMIT", "MazeEpisode", "eval_seed", "reverse_actions",
-           "retrieval_episode", "reasoning_episode", "cue_recall_episode",
-           "cue_recall_trajectory"]
+           "retrieval_episode", "reasoning_episode", "cue_recall_episode", "cue_recall_trajectory"]
 
 _MIRROR = torch.tensor([NOOP, FORWARD, TURN_RIGHT, TURN_LEFT, FORWARD_RIGHT, FORWARD_LEFT])
 
