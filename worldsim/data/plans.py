@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 import torch
 
 from worldsim.data.batch import TrajectoryBatch
@@ -73,9 +73,9 @@ def load_plans(path) -> MazePlans:
     if not path.is_file():
         fail("no such plans file")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:  # one read: the header and the tensors
             meta = f.metadata() or {}
-        tensors = load_file(str(path))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError) as e:
         fail(f"unreadable or truncated safetensors file ({e})")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
@@ -114,6 +114,7 @@ def replay(plans: MazePlans, indices: list[int], device="cpu") -> tuple[Trajecto
     terminated = torch.empty(B, T, dtype=torch.bool, device=device)
     for t in range(T):
         frames[:, t] = observation
-        end_poses = torch.cat([world.position, world.heading_radians()[:, None]], 1)
+        if t == T - 1:
+            end_poses = torch.cat([world.position, world.heading_radians()[:, None]], 1)
         observation, rewards[:, t], terminated[:, t] = world.step(actions[:, t])
     return TrajectoryBatch(frames, actions, rewards, terminated, torch.ones(B, dtype=torch.bool, device=device)), end_poses
