@@ -7,7 +7,9 @@ tau = 0 is a clean frame, tau = 1 pure noise.
 
 Training (Diffusion Forcing, Chen et al. 2024): every frame of a window draws its own tau. With
 the paper's long-context training, half the windows instead keep a random clean prefix longer
-than half the window (tau = 0) and the loss covers only the noised frames after it.
+than half the window (tau = 0) and the loss covers only the noised frames after it. Sparse-target
+windows (opt-in) noise only a random share of their frames and keep the rest clean, so most of the
+frames a target sees are true ones, as in teacher-forced prediction and the simulator's sampler.
 
 Sampling: DDIM, deterministic given the initial noise, from tau = 1 to 0 in a few steps, each
 step a read-only pass over the cache; pass i of n runs at tau = (1 - i/n) ** p, evenly spaced at
@@ -62,6 +64,9 @@ class ObjectiveConfig:
     long_context_prob: float = 0.5  # the paper's long-context training
     reward_weight: float = 1.0
     termination_weight: float = 0.1
+    # P(a window is sparse-target: each frame a target with probability sparse_target_rate, the rest clean)
+    sparse_target_prob: float = 0.0
+    sparse_target_rate: float = 0.25
 
 
 def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator=None, device=None):
@@ -69,9 +74,16 @@ def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator
 
     With probability `long_context_prob` a window keeps a clean prefix of more than half its
     frames (at least T//2 + 1, at most T - 1) and only the frames after it count in the loss;
-    otherwise every frame draws an independent level (plain Diffusion Forcing)."""
-    tau = torch.rand(batch, frames, generator=generator, device=device)
-    mask = torch.ones(batch, frames, device=device)
+    otherwise every frame draws an independent level (plain Diffusion Forcing).
+
+    With probability `sparse_target_prob` a window instead (whichever of the two it drew) makes
+    each frame a target with probability `sparse_target_rate`, its last frame always, and keeps
+    the others clean; only the targets count in the loss. Diffusion Forcing's independent levels
+    put a target among noised neighbours, but at inference every frame before the one being drawn
+    is a committed frame: these windows train that case on most of their targets, not only on the
+    first frame after a long-context prefix."""
+    levels = torch.rand(batch, frames, generator=generator, device=device)
+    tau, mask = levels, torch.ones(batch, frames, device=device)
     if frames >= 3:
         long = torch.rand(batch, generator=generator, device=device) < cfg.long_context_prob
         lo = frames // 2 + 1
@@ -79,6 +91,12 @@ def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator
         clean = long[:, None] & (torch.arange(frames, device=device)[None] < prefix[:, None])
         tau = torch.where(clean, torch.zeros_like(tau), tau)
         mask = (~clean).float()
+    if cfg.sparse_target_prob > 0:  # drawn only when asked for, so runs without it keep their random stream
+        sparse = (torch.rand(batch, generator=generator, device=device) < cfg.sparse_target_prob)[:, None]
+        target = torch.rand(batch, frames, generator=generator, device=device) < cfg.sparse_target_rate
+        target[:, -1] = True
+        tau = torch.where(sparse, torch.where(target, levels, torch.zeros_like(levels)), tau)
+        mask = torch.where(sparse, target.float(), mask)
     return tau, mask
 
 

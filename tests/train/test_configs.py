@@ -10,6 +10,7 @@ import pytest
 from worldsim.checkpoint import load_model
 from worldsim.model import LSSVWM
 from worldsim.train.config import load_train_config
+from worldsim.train.trainer import map_layers
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.json"))
 
@@ -34,5 +35,9 @@ def test_config_loads_and_its_model_builds(path):
     assert cfg.total_steps > 0 and cfg.window_at(cfg.total_steps) >= 1
     model = LSSVWM(cfg.model)
     if cfg.init_from:
-        assert shapes(model) == checkpoint_shapes(cfg.init_from), \
+        theirs = checkpoint_shapes(cfg.init_from)
+        if cfg.init_layers:  # a grown model: its layers from theirs as mapped, the new ones its own
+            depth = len({k.split(".")[1] for k in theirs if k.startswith("layers.")})
+            theirs = map_layers(theirs, shapes(model), cfg.init_layers, depth)
+        assert shapes(model) == theirs, \
             f"{path.name}: its model does not take the weights of {cfg.init_from!r}"

@@ -15,7 +15,7 @@ import torch
 
 from worldsim.checkpoint import load_model, load_tensors, resolve
 from worldsim.config import preset, variant
-from worldsim.diffusion import ObjectiveConfig, SamplerSettings, add_noise, alpha_sigma, sample_noise_levels
+from worldsim.diffusion import ObjectiveConfig, SamplerSettings, alpha_sigma, sample_noise_levels
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig
 from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
@@ -96,6 +96,37 @@ def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path, fixe
         reseeded.init_from(tmp_path / "a", reinit=("ssm.dt_scale",))
 
 
+def test_init_layers_grows_the_trunk_with_new_layers_that_start_as_the_identity(tmp_path, fixed_source):
+    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
+    first.fit(4)
+    deep = dataclasses.replace(preset("tiny"), depth=4, ssm_blocks=((4, 4), (4, 4), (2, 2), (2, 2)))
+    grown = Trainer(tiny_cfg(model=deep, init_from=str(tmp_path / "a"), init_layers=(0, -1, 1, -1)), tmp_path / "g",
+                    device="cpu", source=fixed_source)
+    own = {k: v.clone() for k, v in grown.model.state_dict().items()}
+    grown.init_from(tmp_path / "a", layers=(0, -1, 1, -1))
+    theirs, mine = first.ema.state_dict(), grown.model.state_dict()
+    for name in mine:
+        if name.startswith(("layers.1.", "layers.3.")):
+            assert torch.equal(mine[name], own[name]), name  # the new layers keep their fresh init
+        elif name.startswith("layers.2."):
+            assert torch.equal(mine[name], theirs["layers.1." + name[len("layers.2."):]]), name
+        else:
+            assert torch.equal(mine[name], theirs[name]), name
+    # the new layers are identity maps: the grown model draws what the trained one draws
+    frames = torch.randn(2, 5, 3, 16, 16)
+    levels, actions = torch.rand(2, 5), torch.randint(0, 6, (2, 5))
+    with torch.no_grad():
+        want = first.ema(frames, levels, actions).prediction
+        got = grown.model(frames, levels, actions).prediction
+    assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ValueError, match="names a layer the checkpoint lacks"):
+        grown.init_from(tmp_path / "a", layers=(0, 1, 2, -1))
+    with pytest.raises(ValueError, match="init_layers maps each of the model's 4 layers"):
+        TrainConfig(model=deep, init_from="maze", init_layers=(0, 1))
+    with pytest.raises(ValueError, match="needs init_from"):
+        TrainConfig(model=deep, init_layers=(0, 1, -1, -1))
+
+
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
     class KillAtStep4:
         def __getattr__(self, name):
@@ -128,6 +159,29 @@ def test_long_context_training_keeps_a_clean_prefix_out_of_the_loss():
     _, mask_half = sample_noise_levels(4000, T, ObjectiveConfig(), torch.Generator().manual_seed(0))
     share = (mask_half[:, 0] == 0).float().mean()
     assert 0.45 < share < 0.55
+
+
+def test_sparse_target_windows_keep_most_frames_clean_and_score_only_their_targets():
+    T, gen = 64, torch.Generator().manual_seed(0)
+    tau, mask = sample_noise_levels(512, T, ObjectiveConfig(long_context_prob=0.5, sparse_target_prob=1.0,
+                                                            sparse_target_rate=0.25), gen)
+    assert torch.equal(mask, (tau > 0).float())  # the targets, and only they, are noised and scored
+    assert (mask[:, -1] == 1).all()  # every window has a target
+    share = mask[:, :-1].mean()
+    assert 0.23 < share < 0.27
+    # no long-context prefix survives: targets are spread over the whole window
+    assert mask[:, : T // 2].mean() > 0.2
+    # at probability 0.5, half the windows are sparse; the others are as before
+    tau_h, mask_h = sample_noise_levels(4000, T, ObjectiveConfig(long_context_prob=0.0, sparse_target_prob=0.5), gen)
+    sparse = (mask_h == 0).any(1).float().mean()
+    assert 0.46 < sparse < 0.54
+    # a target keeps the level plain Diffusion Forcing would have drawn for it (uniform in [0, 1])
+    plain, _ = sample_noise_levels(8, T, ObjectiveConfig(long_context_prob=0.0), torch.Generator().manual_seed(3))
+    tau_s, mask_s = sample_noise_levels(8, T, ObjectiveConfig(long_context_prob=0.0, sparse_target_prob=1.0),
+                                        torch.Generator().manual_seed(3))
+    assert torch.equal(tau_s[mask_s == 1], plain[mask_s == 1]) and (tau_s[mask_s == 0] == 0).all()
+    with pytest.raises(ValueError, match="sparse_target_rate"):
+        TrainConfig(sparse_target_prob=0.5, sparse_target_rate=0.0)
 
 
 def _loss_and_grads(model, window, plan):

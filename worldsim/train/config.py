@@ -20,6 +20,10 @@ class TrainConfig:
     segment_frames: int = 0  # temporal segments of S frames, state carried, gradient cut between; 0 = one pass
     state_reset_prob: float = 0.1  # state-reset regularization: P(a window's SSM states reset at a random frame)
     long_context_prob: float = 0.5  # the paper's long-context training (clean prefix > half the window)
+    # sparse-target windows (diffusion.sample_noise_levels): P(a window noises only a share
+    # sparse_target_rate of its frames, the rest clean), training targets among true frames
+    sparse_target_prob: float = 0.0
+    sparse_target_rate: float = 0.25
     # blind attention: P(a window's frame-local attention sees each frame alone, so only the SSM carries its past)
     attention_blind_prob: float = 0.0
     # own context: P(a long-context window's clean prefix is replaced by the model's own estimates of
@@ -52,6 +56,9 @@ class TrainConfig:
     # parameters (name suffixes, e.g. "ssm.dt_bias") that keep this run's fresh initialisation instead
     # of init_from's values: re-seeding the SSM's memory horizons in weights trained with other ones
     init_reinit: tuple[str, ...] = ()
+    # growing a model: layer i starts from init_from's layer init_layers[i], or -1 for a new layer at
+    # its fresh initialisation (adaLN-Zero gates at zero: the identity until trained); () = same layers
+    init_layers: tuple[int, ...] = ()
 
     def __post_init__(self):
         steps = [s for s, _ in self.window_schedule]
@@ -60,8 +67,11 @@ class TrainConfig:
         if any(w < 1 for _, w in self.window_schedule):
             raise ValueError(f"window lengths must be >= 1, got {self.window_schedule}")
         if not all(0 <= p <= 1 for p in (self.state_reset_prob, self.long_context_prob, self.attention_blind_prob,
-                                         self.own_context_prob)):
+                                         self.own_context_prob, self.sparse_target_prob)):
             raise ValueError("probabilities must lie in [0, 1]")
+        if not 0 < self.sparse_target_rate <= 1:
+            raise ValueError(f"sparse_target_rate is the share of a sparse window's frames that are targets, in (0, 1], "
+                             f"got {self.sparse_target_rate}")
         if not 0 < self.own_context_noise <= 1:
             raise ValueError(f"own_context_noise is a noise level in (0, 1], got {self.own_context_noise}")
         if self.own_context_prob and not self.long_context_prob:
@@ -79,6 +89,11 @@ class TrainConfig:
                              f"plans_fraction in (0, 1], got data={self.data!r}, plans_fraction={self.plans_fraction}")
         if self.init_reinit and not self.init_from:
             raise ValueError("init_reinit names parameters to re-initialise in init_from's weights: set init_from")
+        if self.init_layers and (not self.init_from or len(self.init_layers) != self.model.depth
+                                 or min(self.init_layers) < -1):
+            raise ValueError(f"init_layers maps each of the model's {self.model.depth} layers to a layer of init_from "
+                             f"(or -1 for a new one) and needs init_from; got {list(self.init_layers)} "
+                             f"with init_from={self.init_from!r}")
 
     def window_at(self, step: int) -> int:
         """Training window length at `step` (gradual context extension)."""
@@ -107,6 +122,8 @@ class TrainConfig:
             d["window_schedule"] = tuple(tuple(int(v) for v in x) for x in d["window_schedule"])
         if "init_reinit" in d:
             d["init_reinit"] = tuple(str(v) for v in d["init_reinit"])
+        if "init_layers" in d:
+            d["init_layers"] = tuple(int(v) for v in d["init_layers"])
         return cls(**d)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -76,6 +77,19 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, param_groups: list
     opt.load_state_dict({"state": state, "param_groups": param_groups})
 
 
+def map_layers(theirs: dict[str, Tensor], fresh: dict[str, Tensor], layers: tuple[int, ...],
+               their_depth: int) -> dict[str, Tensor]:
+    """A state dict for a trunk whose layer i is `theirs`' layer layers[i] (-1: `fresh`'s layer i);
+    tensors outside the trunk are theirs."""
+    if any(src >= their_depth for src in layers):
+        raise ValueError(f"init_layers {list(layers)} names a layer the checkpoint lacks (it has {their_depth})")
+    out = {k: v for k, v in theirs.items() if not k.startswith("layers.")}
+    for i, src in enumerate(layers):
+        source, prefix = (fresh, f"layers.{i}.") if src < 0 else (theirs, f"layers.{src}.")
+        out.update({f"layers.{i}." + k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)})
+    return out
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str = "auto", source=None,
                  show_progress: bool = True):
@@ -93,8 +107,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = LSSVWM(self.source.adapt_model_config(cfg.model)).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.objective = WindowObjective(self.model, ObjectiveConfig(cfg.long_context_prob, cfg.reward_weight,
-                                                                     cfg.termination_weight))
+        self.objective = WindowObjective(self.model, ObjectiveConfig(
+            cfg.long_context_prob, cfg.reward_weight, cfg.termination_weight, cfg.sparse_target_prob,
+            cfg.sparse_target_rate))
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (no_decay if p.dim() < 2 or name.endswith(("A_log", "dt_bias", "pos")) else decay).append(p)
@@ -132,17 +147,21 @@ class Trainer:
                                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
                                 {"trainer_state.json": state})
 
-    def init_from(self, checkpoint: str | Path, reinit: tuple[str, ...] = ()) -> None:
+    def init_from(self, checkpoint: str | Path, reinit: tuple[str, ...] = (), layers: tuple[int, ...] = ()) -> None:
         """Start from another run's weights (EMA when it has them) and sampler settings, with a fresh
         optimizer and step 0: continuing a model under a new recipe, e.g. longer windows, when its
         optimizer state is gone.
         The model config may differ where the parameters do not (another SSM block layout or attention
         window): the same tensors then start a model that scans or attends differently. Parameters
         whose names end in one of `reinit` keep this model's own initialisation (e.g. "ssm.dt_bias"
-        and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights)."""
+        and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights).
+        `layers` grows or re-orders the trunk: layer i takes their layer layers[i], or keeps its fresh
+        initialisation where that is -1 (an identity map until trained, by its zeroed adaLN gates)."""
         theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
         weights = theirs.state_dict()
         fresh = self.model.state_dict()
+        if layers:
+            weights = map_layers(weights, fresh, layers, len(theirs.layers))
         mine = {k: tuple(v.shape) for k, v in fresh.items()}
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != mine:
