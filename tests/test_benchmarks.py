@@ -208,6 +208,33 @@ def test_memory_gain_pairs_frames_and_refuses_runs_that_differ():
         gain.check_pair(whole, run([[1.0], [1.0]], kept=10, context=50))
 
 
+def test_paired_eval_pairs_episodes_and_refuses_results_of_other_episodes(tmp_path, capsys):
+    paired_eval = load_benchmark("paired_eval")
+
+    def result(psnr, lpips=None, seeds=(0, 1, 2)):
+        per_episode = {"psnr": psnr, "ssim": [0.5] * len(psnr), **({"lpips": lpips} if lpips else {})}
+        mean = {k: sum(v) / len(v) for k, v in per_episode.items()}
+        return {"task": "next-frame", "context": 100, "generate": 50, "teacher_forced": False,
+                "episodes": [{"seed": s, "context_length": 100, "generated": 50} for s in seeds],
+                "metrics": {"mean": mean, "per_episode": per_episode}}
+
+    ref, other = result([20.0, 21.0, 22.0], [0.3, 0.3, 0.3]), result([21.0, 21.5, 21.0], [0.2, 0.4, 0.1])
+    mean, se, better, n = paired_eval.paired(ref, other, "psnr")
+    assert (round(mean, 6), round(se, 6), better, n) == (0.166667, 0.600925, 2, 3)
+    assert paired_eval.paired(ref, other, "lpips")[2] == 2  # lower LPIPS is better
+    assert paired_eval.paired(ref, result([1.0, 1.0, 1.0]), "lpips") is None
+    paths = []
+    for name, d in (("ref", ref), ("other", other), ("elsewhere", result([1.0, 2.0, 3.0], seeds=(0, 1, 5)))):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(d))
+    sys.argv = ["paired_eval", str(paths[0]), str(paths[1]), "--names", "a,b"]
+    assert paired_eval.main() == 0
+    assert "| b | 21.17 | +0.167 +- 0.601 (2 of 3) |" in capsys.readouterr().out
+    sys.argv = ["paired_eval", str(paths[0]), str(paths[2])]
+    with pytest.raises(SystemExit, match="same task, lengths and episodes"):
+        paired_eval.main()
+
+
 def test_memory_gain_finds_the_places_the_world_reports():
     gain = load_benchmark("memory_gain")
     # an episode's poses (x, y, heading in radians) give the places the world itself reports
