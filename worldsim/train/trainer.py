@@ -108,8 +108,9 @@ class Trainer:
         self.model = LSSVWM(self.source.adapt_model_config(cfg.model)).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.objective = WindowObjective(self.model, ObjectiveConfig(
-            cfg.long_context_prob, cfg.reward_weight, cfg.termination_weight, cfg.sparse_target_prob,
-            cfg.sparse_target_rate))
+            long_context_prob=cfg.long_context_prob, reward_weight=cfg.reward_weight,
+            termination_weight=cfg.termination_weight, sparse_target_prob=cfg.sparse_target_prob,
+            sparse_target_rate=cfg.sparse_target_rate))
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (no_decay if p.dim() < 2 or name.endswith(("A_log", "dt_bias", "pos")) else decay).append(p)
