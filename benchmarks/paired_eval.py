@@ -10,8 +10,9 @@ task, context and episode seeds, or the pairing would be meaningless: they are r
 
 import argparse
 import json
-import math
 from pathlib import Path
+
+from worldsim.evaluation.metrics import paired_difference
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
 
@@ -36,12 +37,7 @@ def paired(ref: dict, other: dict, metric: str) -> tuple[float, float, int, int]
     a, b = ref["metrics"]["per_episode"].get(metric), other["metrics"]["per_episode"].get(metric)
     if not a or not b or None in a or None in b:
         return None
-    diff = [y - x for x, y in zip(a, b)]
-    n = len(diff)
-    mean = sum(diff) / n
-    se = math.sqrt(sum((v - mean) ** 2 for v in diff) / (n - 1) / n) if n > 1 else float("nan")
-    better = sum((v > 0) if HIGHER_IS_BETTER[metric] else (v < 0) for v in diff)
-    return mean, se, better, n
+    return paired_difference(b, a, lower_is_better=not HIGHER_IS_BETTER[metric])
 
 
 def main() -> int:

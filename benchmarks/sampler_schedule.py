@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from pathlib import Path
-
-import numpy as np
 
 from worldsim.checkpoint import load_model
 from worldsim.evaluation.lpips import load_lpips
+from worldsim.evaluation.metrics import paired_difference
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import TASKS, evaluate_task, lengths, maze_episodes, maze_size
 from worldsim.simulator import DTYPES, Simulator
@@ -38,9 +36,8 @@ def parse_task(spec: str) -> tuple[str, int | None, int | None]:
 def paired(scores: list[float], base: list[float], lower_is_better: bool = False) -> str:
     if scores is base:
         return "-"
-    d = np.asarray(scores) - np.asarray(base)
-    ahead = int(((d < 0) if lower_is_better else (d > 0)).sum())
-    return f"{d.mean():+.3f} +- {d.std(ddof=1) / math.sqrt(d.size):.3f} ({ahead} of {d.size} ahead)"
+    mean, se, ahead, n = paired_difference(scores, base, lower_is_better)
+    return f"{mean:+.3f} +- {se:.3f} ({ahead} of {n} ahead)"
 
 
 SCORE_HEADER = "PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired"

@@ -88,3 +88,12 @@ def summarize(per_frame: dict[str, list[np.ndarray]], lpips_note: str = LPIPS_UN
         "per_episode": {k: [float(v.mean()) for v in vs] for k, vs in per_frame.items()},
         "per_frame": {k: [v.tolist() for v in vs] for k, vs in per_frame.items()},  # [episode][distance - 1]
     }
+
+
+def paired_difference(scores, base, lower_is_better: bool = False) -> tuple[float, float, int, int]:
+    """Two runs' per-episode scores of the same episodes, paired: (mean of scores - base, its
+    standard error, episodes where scores is better, episodes)."""
+    d = np.asarray(scores, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    better = int(((d < 0) if lower_is_better else (d > 0)).sum())
+    return float(d.mean()), se, better, int(d.size)
