@@ -27,19 +27,26 @@ from worldsim.diffusion import add_noise, diffusion_loss, prev_actions, to_model
 LEVELS = (0.2, 0.5, 0.8)
 
 
-@torch.no_grad()
-def last_frame_losses(model, frames, actions, tau: float, seed: int) -> dict[str, float]:
+def last_frame_case(frames, actions, tau: float, seed: int):
+    """The sampler's case on a batch of windows: the model's inputs (noised frames, levels, the
+    actions that produced each frame) with the last frame at noise level tau and the rest clean,
+    and the function that scores a model output's last frame (its diffusion loss)."""
     x0 = to_model_space(frames)  # [B, T, C, H, W]
     B, T = x0.shape[:2]
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     levels = torch.zeros(B, T)
     levels[:, -1] = tau
-    z, produced = add_noise(x0, levels, eps), prev_actions(actions)
 
     def last(out) -> float:
         return diffusion_loss(out.prediction[:, -1:], x0[:, -1:], eps[:, -1:], levels[:, -1:], torch.ones(B, 1)).item()
 
-    blind = torch.ones(B, dtype=torch.bool)
+    return (add_noise(x0, levels, eps), levels, prev_actions(actions)), last
+
+
+@torch.no_grad()
+def last_frame_losses(model, frames, actions, tau: float, seed: int) -> dict[str, float]:
+    (z, levels, produced), last = last_frame_case(frames, actions, tau, seed)
+    blind = torch.ones(len(z), dtype=torch.bool)
     return {"full": last(model(z, levels, produced)),
             "ssm_only": last(model(z, levels, produced, blind_attention=blind)),
             "no_past": last(model(z[:, -1:], levels[:, -1:], produced[:, -1:]))}

@@ -360,3 +360,23 @@ def test_bench_maze_ball_sightings_count_returns_as_a_loop_does():
         hits = [f[-1][b] == k for b in range(2) for k in range(world.n_objects) for t, f in enumerate(frames)
                 if t >= gap and f[b][k] and not any(g[b][k] for g in frames[t - gap:t])]
         assert count == len(hits) > 0 and share == pytest.approx(np.mean(hits))
+
+
+def test_layer_use_finds_the_layer_that_is_an_identity():
+    """A layer whose adaLN gates are shut (a grown layer before training) moves nothing and costs
+    nothing to skip; the others do both."""
+    layer_use = load_benchmark("layer_use")
+    frames = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    actions = torch.randint(0, 4, (2, 5), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    model = LSSVWM(preset("tiny")).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+        torch.nn.init.zeros_(model.layers[1].ada.weight)
+        torch.nn.init.zeros_(model.layers[1].ada.bias)
+    m = layer_use.layer_use(model, frames, actions, 0.5, seed=1)
+    assert len(m["update"]) == len(m["skipped"]) == len(model.layers) >= 2
+    assert m["update"][1] == 0 and m["skipped"][1] == pytest.approx(m["full"], rel=1e-6)
+    assert m["update"][0] > 0.01 and m["skipped"][0] != pytest.approx(m["full"], rel=1e-3)
+    assert not any(layer._forward_hooks for layer in model.layers)  # the model is left as it was
