@@ -127,6 +127,42 @@ def test_init_layers_grows_the_trunk_with_new_layers_that_start_as_the_identity(
         TrainConfig(model=deep, init_layers=(0, 1, -1, -1))
 
 
+
+def test_init_shut_layers_grows_copies_of_trained_layers_that_start_as_the_identity(tmp_path, fixed_source):
+    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
+    first.fit(4)
+    deep = dataclasses.replace(preset("tiny"), depth=3, ssm_blocks=((4, 4), (2, 2), (2, 2)))
+    cfg = tiny_cfg(model=deep, init_from=str(tmp_path / "a"), init_layers=(0, 1, 1), init_shut_layers=(2,))
+    grown = Trainer(cfg, tmp_path / "g", device="cpu", source=fixed_source)
+    grown.init_from(cfg.init_from, layers=cfg.init_layers, shut=cfg.init_shut_layers)
+    theirs, mine = first.ema.state_dict(), grown.model.state_dict()
+    copy, source = grown.model.layers[2], grown.model.layers[1]
+    D, S = copy.ada.in_features, copy.sublayers
+    gates = torch.zeros(3 * S * D, dtype=torch.bool)
+    for i in range(S):
+        gates[(3 * i + 2) * D:(3 * i + 3) * D] = True
+    for name, v in mine.items():
+        if name.startswith("layers.2.ada."):  # the copy's shift and scale are its source's, its gates shut
+            assert torch.equal(v[~gates], theirs["layers.1." + name[len("layers.2."):]][~gates]), name
+            assert not v[gates].any() and theirs["layers.1." + name[len("layers.2."):]][gates].any(), name
+        elif name.startswith("layers.2."):  # the sublayers compute what the source's compute
+            assert torch.equal(v, theirs["layers.1." + name[len("layers.2."):]]), name
+        else:
+            assert torch.equal(v, theirs[name]), name
+    assert all(torch.equal(v, grown.ema.state_dict()[k]) for k, v in mine.items())
+    frames = torch.randn(2, 5, 3, 16, 16)
+    levels, actions = torch.rand(2, 5), torch.randint(0, 6, (2, 5))
+    with torch.no_grad():
+        want = first.ema(frames, levels, actions).prediction
+        got = grown.model(frames, levels, actions).prediction
+        source.shut_gates()  # a shut source changes what the model draws: its gates were open
+        assert not torch.allclose(grown.model(frames, levels, actions).prediction, want, atol=1e-4)
+    assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ValueError, match="init_shut_layers names layers of the model"):
+        TrainConfig(model=deep, init_from="maze", init_layers=(0, 1, 1), init_shut_layers=(3,))
+    with pytest.raises(ValueError, match="init_shut_layers names layers of the model"):
+        TrainConfig(model=deep, init_shut_layers=(2,))
+
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
     class KillAtStep4:
         def __getattr__(self, name):

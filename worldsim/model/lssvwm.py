@@ -100,6 +100,16 @@ class Layer(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
+    @torch.no_grad()
+    def shut_gates(self) -> None:
+        """Zero every sublayer's adaLN gate: the layer becomes the identity map (adaLN-Zero's start)
+        whatever its sublayers compute. A layer copied from a trained one and shut this way is a new
+        layer that draws nothing yet but whose sublayers already compute something."""
+        D = self.ada.in_features
+        for i in range(self.sublayers):  # rows of (shift, scale, gate) per sublayer, as forward chunks them
+            self.ada.weight[(3 * i + 2) * D:(3 * i + 3) * D].zero_()
+            self.ada.bias[(3 * i + 2) * D:(3 * i + 3) * D].zero_()
+
     def init_state(self, batch: int, tokens: int, device, dtype) -> dict[str, Tensor]:
         state = {}
         if self.ssm is not None:

@@ -48,7 +48,7 @@ def run(args) -> int:
     if args.resume:
         trainer.resume(args.resume)
     elif cfg.init_from:
-        trainer.init_from(cfg.init_from, cfg.init_reinit, cfg.init_layers)
+        trainer.init_from(cfg.init_from, cfg.init_reinit, cfg.init_layers, cfg.init_shut_layers)
     steps = args.steps if args.steps is not None else cfg.total_steps
     if trainer.is_main:
         print(f"worldsim train: {trainer.model.num_parameters() / 1e6:.2f}M parameters, device {trainer.device}, "

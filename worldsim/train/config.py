@@ -59,6 +59,9 @@ class TrainConfig:
     # growing a model: layer i starts from init_from's layer init_layers[i], or -1 for a new layer at
     # its fresh initialisation (adaLN-Zero gates at zero: the identity until trained); () = same layers
     init_layers: tuple[int, ...] = ()
+    # layers (of this model) whose adaLN gates start shut after init_layers: with init_layers naming a
+    # trained layer twice, the copy starts as the identity but already computes what its source does
+    init_shut_layers: tuple[int, ...] = ()
 
     def __post_init__(self):
         steps = [s for s, _ in self.window_schedule]
@@ -94,6 +97,11 @@ class TrainConfig:
             raise ValueError(f"init_layers maps each of the model's {self.model.depth} layers to a layer of init_from "
                              f"(or -1 for a new one) and needs init_from; got {list(self.init_layers)} "
                              f"with init_from={self.init_from!r}")
+        if self.init_shut_layers and (not self.init_from or not all(0 <= i < self.model.depth
+                                                                    for i in self.init_shut_layers)):
+            raise ValueError(f"init_shut_layers names layers of the model (0 to {self.model.depth - 1}) whose gates "
+                             f"start shut in init_from's weights; got {list(self.init_shut_layers)} "
+                             f"with init_from={self.init_from!r}")
 
     def window_at(self, step: int) -> int:
         """Training window length at `step` (gradual context extension)."""
@@ -122,8 +130,9 @@ class TrainConfig:
             d["window_schedule"] = tuple(tuple(int(v) for v in x) for x in d["window_schedule"])
         if "init_reinit" in d:
             d["init_reinit"] = tuple(str(v) for v in d["init_reinit"])
-        if "init_layers" in d:
-            d["init_layers"] = tuple(int(v) for v in d["init_layers"])
+        for key in ("init_layers", "init_shut_layers"):
+            if key in d:
+                d[key] = tuple(int(v) for v in d[key])
         return cls(**d)
 
 

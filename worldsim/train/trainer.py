@@ -148,7 +148,8 @@ class Trainer:
                                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": opt_tensors},
                                 {"trainer_state.json": state})
 
-    def init_from(self, checkpoint: str | Path, reinit: tuple[str, ...] = (), layers: tuple[int, ...] = ()) -> None:
+    def init_from(self, checkpoint: str | Path, reinit: tuple[str, ...] = (), layers: tuple[int, ...] = (),
+                  shut: tuple[int, ...] = ()) -> None:
         """Start from another run's weights (EMA when it has them) and sampler settings, with a fresh
         optimizer and step 0: continuing a model under a new recipe, e.g. longer windows, when its
         optimizer state is gone.
@@ -157,7 +158,8 @@ class Trainer:
         whose names end in one of `reinit` keep this model's own initialisation (e.g. "ssm.dt_bias"
         and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights).
         `layers` grows or re-orders the trunk: layer i takes their layer layers[i], or keeps its fresh
-        initialisation where that is -1 (an identity map until trained, by its zeroed adaLN gates)."""
+        initialisation where that is -1 (an identity map until trained, by its zeroed adaLN gates).
+        The layers in `shut` then have their gates zeroed (`Layer.shut_gates`): identity maps too."""
         theirs, config = load_model(checkpoint, device=self.device)  # EMA weights when the run has them
         weights = theirs.state_dict()
         fresh = self.model.state_dict()
@@ -176,7 +178,9 @@ class Trainer:
                 raise ValueError(f"init_reinit {suffix!r} names no parameter of this model")
             weights.update({k: fresh[k] for k in names})
         self.model.load_state_dict(weights)
-        self.ema.load_state_dict(weights)
+        for i in shut:
+            self.model.layers[i].shut_gates()
+        self.ema.load_state_dict(self.model.state_dict())
         self.sampling.update(config.get("sampling", {}))
 
     def resume(self, run_dir: str | Path) -> None:
