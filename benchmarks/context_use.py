@@ -52,8 +52,9 @@ def last_frame_losses(model, frames, actions, tau: float, seed: int) -> dict[str
             "no_past": last(model(z[:, -1:], levels[:, -1:], produced[:, -1:]))}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def load(description: str):
+    """The command line shared with the benchmarks that score these windows: (args, model, config)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--checkpoint", default="maze")
     p.add_argument("--frames", type=int, default=32, help="frames per window; the last one is scored")
     p.add_argument("--windows", type=int, default=64)
@@ -65,15 +66,26 @@ def main() -> int:
         p.error(f"--windows {args.windows} is not a multiple of --batch {args.batch}")
     torch.set_num_threads(args.threads)
     model, config = load_model(args.checkpoint)
-    if not (model.cfg.attention and model.cfg.ssm_blocks):
-        raise SystemExit(f"{args.checkpoint}: needs both attention and SSM layers (architecture {model.cfg.architecture})")
+    return args, model, config
+
+
+def collect(model, args, measure) -> dict[float, list]:
+    """`measure(model, frames, actions, tau, seed)` on each batch of windows at each noise level."""
     source = MazeWindowGenerator(args.batch, args.frames, seed=args.seed, image_size=model.cfg.image_size)
     source.next_window()  # skip each episode's first window: its start shows nothing seen before
     rows = {tau: [] for tau in LEVELS}
     for i in range(args.windows // args.batch):
         b = source.next_window()
         for tau in LEVELS:
-            rows[tau].append(last_frame_losses(model, b.frames, b.actions, tau, args.seed + i))
+            rows[tau].append(measure(model, b.frames, b.actions, tau, args.seed + i))
+    return rows
+
+
+def main() -> int:
+    args, model, config = load(__doc__.split("\n")[0])
+    if not (model.cfg.attention and model.cfg.ssm_blocks):
+        raise SystemExit(f"{args.checkpoint}: needs both attention and SSM layers (architecture {model.cfg.architecture})")
+    rows = collect(model, args, last_frame_losses)
     print(f"{config['path']}: the last of {args.frames} frames, {args.windows} windows; diffusion loss (v-MSE) on it")
     print("| noise level | full | SSM only | no past | context's worth (no past - full) | SSM alone brings |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -12,17 +12,13 @@ A layer grown into a trained trunk (`init_layers` -1) starts as the identity: 0 
 model whose new layers stay near 0 after fine-tuning has added parameters it does not use.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from context_use import LEVELS, last_frame_case  # noqa: E402
-
-from worldsim.checkpoint import load_model  # noqa: E402
-from worldsim.data.generator import MazeWindowGenerator  # noqa: E402
+from context_use import collect, last_frame_case, load  # noqa: E402
 
 
 @torch.no_grad()
@@ -54,32 +50,15 @@ def layer_use(model, frames, actions, tau: float, seed: int) -> dict[str, list[f
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", default="maze")
-    p.add_argument("--frames", type=int, default=32, help="frames per window; the last one is scored")
-    p.add_argument("--windows", type=int, default=64)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    if args.windows % args.batch:
-        p.error(f"--windows {args.windows} is not a multiple of --batch {args.batch}")
-    torch.set_num_threads(args.threads)
-    model, config = load_model(args.checkpoint)
-    source = MazeWindowGenerator(args.batch, args.frames, seed=args.seed, image_size=model.cfg.image_size)
-    source.next_window()  # as context_use: skip each episode's first window
-    rows = {tau: [] for tau in LEVELS}
-    for i in range(args.windows // args.batch):
-        b = source.next_window()
-        for tau in LEVELS:
-            rows[tau].append(layer_use(model, b.frames, b.actions, tau, args.seed + i))
+    args, model, config = load(__doc__.split("\n")[0])
+    rows = collect(model, args, layer_use)
     depth = len(model.layers)
     mean = {tau: {k: torch.tensor([r[k] for r in rs], dtype=torch.float64).mean(0) for k in rs[0]}
             for tau, rs in rows.items()}
     print(f"{config['path']}: the last of {args.frames} frames, {args.windows} windows; per layer, its update "
           "||f(x) - x|| / ||x|| and the loss with it skipped (relative to the full model's)")
-    print("| layer | " + " | ".join(f"update, tau {tau} | skipped, tau {tau}" for tau in LEVELS) + " |")
-    print("|---:|" + "---:|---:|" * len(LEVELS))
+    print("| layer | " + " | ".join(f"update, tau {tau} | skipped, tau {tau}" for tau in rows) + " |")
+    print("|---:|" + "---:|---:|" * len(rows))
     for i in range(depth):
         cells = [f"{m['update'][i]:.3f} | {m['skipped'][i] / m['full'] - 1:+.2%}" for m in mean.values()]
         print(f"| {i} | " + " | ".join(cells) + " |")
