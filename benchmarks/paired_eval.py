@@ -37,7 +37,8 @@ def paired(ref: dict, other: dict, metric: str) -> tuple[float, float, int, int]
     a, b = ref["metrics"]["per_episode"].get(metric), other["metrics"]["per_episode"].get(metric)
     if not a or not b or None in a or None in b:
         return None
-    return paired_difference(b, a, lower_is_better=not HIGHER_IS_BETTER[metric])
+    d = paired_difference(b, a, lower_is_better=not HIGHER_IS_BETTER[metric])
+    return d["mean"], float("nan") if d["se"] is None else d["se"], d["wins"], d["episodes"]
 
 
 def main() -> int:

@@ -36,8 +36,9 @@ def parse_task(spec: str) -> tuple[str, int | None, int | None]:
 def paired(scores: list[float], base: list[float], lower_is_better: bool = False) -> str:
     if scores is base:
         return "-"
-    mean, se, ahead, n = paired_difference(scores, base, lower_is_better)
-    return f"{mean:+.3f} +- {se:.3f} ({ahead} of {n} ahead)"
+    d = paired_difference(scores, base, lower_is_better)
+    se = float("nan") if d["se"] is None else d["se"]
+    return f"{d['mean']:+.3f} +- {se:.3f} ({d['wins']} of {d['episodes']} ahead)"
 
 
 SCORE_HEADER = "PSNR | SSIM | LPIPS | PSNR vs first, paired | LPIPS vs first, paired"

@@ -40,6 +40,7 @@ from worldsim.config import ARCHITECTURES, ModelConfig, variant
 from worldsim.evaluation import plots
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.lpips import load_lpips
+from worldsim.evaluation.metrics import paired_difference
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import COMPARE_TASKS, answers_shuffled, evaluate_task, lengths, maze_episodes
 from worldsim.model import LSSVWM
@@ -119,13 +120,6 @@ def psnr_beyond(per_frame_psnr: list[list[float]], window: int) -> float | None:
     sliding window sees no context frame, so what a model still gets right of it, it remembered."""
     values = [v for episode in per_frame_psnr for v in episode[window:]]
     return float(np.mean(values)) if values else None
-
-
-def paired_difference(a: list[float], b: list[float]) -> dict:
-    """a - b over the same episodes: mean, its standard error, and in how many episodes a > b."""
-    d = np.asarray(a) - np.asarray(b)
-    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else None  # one episode: no spread
-    return {"mean": float(d.mean()), "se": se, "wins": int((d > 0).sum()), "episodes": int(d.size)}
 
 
 def pair_with_lssvwm(rows: list[dict]) -> None:

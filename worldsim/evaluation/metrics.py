@@ -90,10 +90,10 @@ def summarize(per_frame: dict[str, list[np.ndarray]], lpips_note: str = LPIPS_UN
     }
 
 
-def paired_difference(scores, base, lower_is_better: bool = False) -> tuple[float, float, int, int]:
-    """Two runs' per-episode scores of the same episodes, paired: (mean of scores - base, its
-    standard error, episodes where scores is better, episodes)."""
-    d = np.asarray(scores, dtype=np.float64) - np.asarray(base, dtype=np.float64)
-    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
-    better = int(((d < 0) if lower_is_better else (d > 0)).sum())
-    return float(d.mean()), se, better, int(d.size)
+def paired_difference(a, b, lower_is_better: bool = False) -> dict:
+    """a - b over the same episodes: mean, its standard error (None for one episode: no spread),
+    and in how many episodes a is better ("wins": higher, or lower where lower_is_better)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else None
+    wins = int(((d < 0) if lower_is_better else (d > 0)).sum())
+    return {"mean": float(d.mean()), "se": se, "wins": wins, "episodes": int(d.size)}
