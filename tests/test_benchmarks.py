@@ -380,3 +380,24 @@ def test_layer_use_finds_the_layer_that_is_an_identity():
     assert m["update"][1] == 0 and m["skipped"][1] == pytest.approx(m["full"], rel=1e-6)
     assert m["update"][0] > 0.01 and m["skipped"][0] != pytest.approx(m["full"], rel=1e-3)
     assert not any(layer._forward_hooks for layer in model.layers)  # the model is left as it was
+
+
+def test_next_frame_error_scores_each_estimate_group_and_place_as_worked_by_hand():
+    nfe = load_benchmark("next_frame_error")
+    truth = np.full((1, 2, 8, 8, 3), 100, dtype=np.uint8)  # one episode, 2 frames of 8x8, patches of 4
+    border = nfe.patch_places(8, 4)["patch border"]
+    assert border.sum() == 48 and border[0].all() and not border[1, 1] and border[3, 1] and border[4, 2]
+    step = np.where(border[..., None], 10, 0).astype(np.uint8)  # draws off by +-10 on the patch borders only
+    draws = np.stack([truth + step, truth - step])
+    previous = truth.copy()
+    previous[0, 1] += 5  # frame 1 moved: its predecessor is 5 grey levels off everywhere
+    rows = {r["group"]: r for r in nfe.error_table(draws, truth, previous, np.array([[0, 1]]), 4)}
+    assert set(rows) == {"all frames", "noop", "forward"} and rows["all frames"]["frames"] == 2
+    psnr = lambda mse: 10 * np.log10(255.0 ** 2 / mse)  # noqa: E731
+    for r in rows.values():
+        assert r["one sample"] == pytest.approx(psnr(100 * 48 / 64))  # squared error 100 on 48 of 64 pixels
+        assert r["mean of samples"] == 100.0  # the two draws average to the truth: the cap
+        assert r["one sample, patch border"] == pytest.approx(psnr(100))
+        assert r["one sample, patch interior"] == 100.0
+    assert rows["noop"]["last true frame"] == 100.0 and rows["forward"]["last true frame"] == pytest.approx(psnr(25))
+    assert rows["all frames"]["last true frame"] == pytest.approx(psnr(12.5))
