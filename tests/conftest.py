@@ -36,23 +36,9 @@ def tiny_checkpoint_maze7(tmp_path_factory):
     return tiny_model_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny7", source)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint_previous(tmp_path_factory):
-    """The tiny checkpoint with the frame-before input (`ModelConfig.previous_frame`)."""
-    return tiny_model_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny_previous", TINY_SOURCE,
-                                 previous_frame=True)
-
-
-@pytest.fixture(params=["plain", "previous_frame"])
-def engine_checkpoint(request):
-    """Each tiny checkpoint in turn, for the engine's commit paths: with `previous_frame` the memory
-    also carries the last frame, which every path must hand on as it hands on the rest."""
-    return request.getfixturevalue("tiny_checkpoint" if request.param == "plain" else "tiny_checkpoint_previous")
-
-
-def tiny_model_checkpoint(path, source, **model):
+def tiny_model_checkpoint(path, source):
     torch.manual_seed(0)
-    model = LSSVWM(preset("tiny", **model))
+    model = LSSVWM(preset("tiny"))
     with torch.no_grad():
         # adaLN-Zero starts every residual branch at zero: perturb all weights so frames depend
         # on the context, the actions and the noise, and determinism checks are not vacuous

@@ -88,11 +88,11 @@ def count_passes(model):
     return calls, handle
 
 
-def test_a_frame_is_committed_by_the_next_frames_first_pass(engine_checkpoint, one_thread):
+def test_a_frame_is_committed_by_the_next_frames_first_pass(tiny_checkpoint, one_thread):
     """The fused engine: each step's first pass also commits the previous frame, so N steps of 2
     sampler steps make 2N passes, and the frames and memory are those of committing every frame by
     a pass of its own (reading `sim.cache` forces that commit)."""
-    model, config = load_model(engine_checkpoint)
+    model, config = load_model(tiny_checkpoint)
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
     actions = torch.randint(0, 6, (6, 2), generator=g)
@@ -116,12 +116,12 @@ def test_a_frame_is_committed_by_the_next_frames_first_pass(engine_checkpoint, o
 
 
 @pytest.mark.parametrize("context", [1, 3])
-def test_a_restart_beside_pending_frames_commits_with_them(engine_checkpoint, one_thread, context):
+def test_a_restart_beside_pending_frames_commits_with_them(tiny_checkpoint, one_thread, context):
     """reset_indices while the batch's latest frames wait to be committed: the restarted element's
     last context frame waits with them and the next step's first pass commits it. The frames and
     memory are those of committing the batch first and prefilling the whole context (what reading
     `sim.cache` forces), with one model pass fewer."""
-    model, config = load_model(engine_checkpoint)
+    model, config = load_model(tiny_checkpoint)
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8, generator=g)
     restart = torch.randint(0, 256, (1, context, 16, 16, 3), dtype=torch.uint8, generator=g)
@@ -151,13 +151,13 @@ def test_a_restart_beside_pending_frames_commits_with_them(engine_checkpoint, on
 
 @pytest.mark.parametrize("steps, power, saves_a_pass", [(2, 1.0, True), (4, 1.0, True), (3, 1.0, False),
                                                        (2, 2.0, False), (4, 0.5, True)])
-def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(engine_checkpoint, one_thread, steps, power,
+def test_commit_in_sampler_commits_the_pass_at_the_context_noise_level(tiny_checkpoint, one_thread, steps, power,
                                                                       saves_a_pass):
     """The sampler's frame is the same either way; with commit_in_sampler the memory is that of the
     sampler's pass at the context-noise level (tau 0.5 is a sampler level for 2 and 4 evenly spaced
     steps and for 4 steps at power 0.5, the fourth pass; not for 3 steps, nor for 2 at power 2, at
     levels 1 and 0.25; those commit by the next step's first pass as usual)."""
-    model, config = load_model(engine_checkpoint)
+    model, config = load_model(tiny_checkpoint)
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 5, 16, 16, 3), dtype=torch.uint8, generator=g)
     actions = torch.randint(0, 6, (2, 4), generator=g)
@@ -198,13 +198,13 @@ def test_the_sampler_passes_run_at_the_schedule_levels(tiny_checkpoint, one_thre
     torch.testing.assert_close(torch.stack([x[:, -1] for x in seen], 1), torch.tensor([levels, levels]))
 
 
-def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(engine_checkpoint, one_thread):
+def test_commit_in_sampler_memory_holds_the_estimate_one_step_before_the_end(tiny_checkpoint, one_thread):
     """With 2 steps the second pass sees the first pass's estimate noised to 0.5 with the initial
     noise (at tau = 1 the DDIM noise estimate is that noise): committing that frame by a separate
     pass gives the same memory."""
     from worldsim.diffusion import add_noise, alpha_sigma, sample_next_frame
 
-    model, _ = load_model(engine_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     model.eval()
     g = torch.Generator().manual_seed(1)
     cache = model(torch.rand(2, 3, 3, 16, 16, generator=g) * 2 - 1, torch.zeros(2, 3),

@@ -45,8 +45,8 @@ def script(sim: Simulator) -> list[tuple]:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_graphed_steps_generate_what_plain_steps_do(engine_checkpoint, one_thread, monkeypatch, device):
-    model, config = load_model(engine_checkpoint)
+def test_graphed_steps_generate_what_plain_steps_do(tiny_checkpoint, one_thread, monkeypatch, device):
+    model, config = load_model(tiny_checkpoint)
     replays = []
     call = StepGraph.__call__
     monkeypatch.setattr(StepGraph, "__call__", lambda self, *a: replays.append(self) or call(self, *a))

@@ -26,10 +26,6 @@ class ModelConfig:
     image_size: int = 64
     channels: int = 3
     patch_size: int = 8
-    # each frame's tokens also take in the frame before it, as the model took that one in (at its
-    # noise level): DIAMOND's frame stacking, one frame deep. A per-patch path for what does not
-    # change from frame to frame, which the trunk otherwise has to carry through its mixers
-    previous_frame: bool = False
     # trunk
     width: int = 256
     depth: int = 8

@@ -1,9 +1,8 @@
 """The parallel pass over T frames and the frame-by-frame engine compute the same thing.
 
-For every mixer architecture, with and without the frame-before input (`previous_frame`): one
-forward over the whole video == prefill(T0) + single steps == consecutive temporal segments with
-the carried cache. And the checks are not vacuous: dropping the carried SSM state, attention ring
-or last frame is caught.
+For every mixer architecture: one forward over the whole video == prefill(T0) + single steps ==
+consecutive temporal segments with the carried cache. And the checks are not vacuous: dropping
+the carried SSM state or attention ring is caught.
 """
 
 import dataclasses
@@ -16,9 +15,6 @@ from worldsim.model import LSSVWM
 
 T, T0, SEGMENT = 11, 4, 3
 ATOL = 2e-4
-
-
-PREVIOUS = [False, True]  # without and with the frame-before input
 
 
 def make_model(architecture="lssvwm", **overrides):
@@ -56,22 +52,20 @@ def max_diff(a, b):
     return max((u - v).abs().max().item() for u, v in zip(a, b))
 
 
-@pytest.mark.parametrize("previous", PREVIOUS)
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @torch.no_grad()
-def test_parallel_equals_prefill_then_single_steps(architecture, previous):
-    model = make_model(architecture, previous_frame=previous)
+def test_parallel_equals_prefill_then_single_steps(architecture):
+    model = make_model(architecture)
     x, levels, actions = make_inputs(model.cfg)
     full = model(x, levels, actions)
     steps = run_segments(model, x, levels, actions, [0, T0, *range(T0 + 1, T + 1)])
     assert max_diff((full.prediction, full.reward, full.termination), steps[:3]) < ATOL
 
 
-@pytest.mark.parametrize("previous", PREVIOUS)
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @torch.no_grad()
-def test_parallel_equals_temporal_segments(architecture, previous):
-    model = make_model(architecture, previous_frame=previous)
+def test_parallel_equals_temporal_segments(architecture):
+    model = make_model(architecture)
     x, levels, actions = make_inputs(model.cfg)
     full = model(x, levels, actions)
     segs = run_segments(model, x, levels, actions, list(range(0, T, SEGMENT)) + [T])
@@ -90,12 +84,12 @@ def test_block_shapes_single_token_and_whole_frame(blocks):
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-@pytest.mark.parametrize("blocks, previous", [(None, False), (((1, 1), (1, 1)), False), (None, True)])
+@pytest.mark.parametrize("blocks", [None, ((1, 1), (1, 1))])
 @torch.no_grad()
-def test_committing_the_first_frames_of_a_pass(architecture, blocks, previous):
+def test_committing_the_first_frames_of_a_pass(architecture, blocks):
     """commit_frames=n: the pass predicts all its frames as usual, and the memory it returns is that
     of its first n frames alone (the simulator's fused commit + first sampler pass)."""
-    model = make_model(architecture, previous_frame=previous, **({} if blocks is None else {"ssm_blocks": blocks}))
+    model = make_model(architecture, **({} if blocks is None else {"ssm_blocks": blocks}))
     x, levels, actions = make_inputs(model.cfg)
     cache = model(x[:, :T0], levels[:, :T0], actions[:, :T0], update_cache=True).cache
     ahead = slice(T0, T0 + 3)
@@ -112,11 +106,11 @@ def test_committing_the_first_frames_of_a_pass(architecture, blocks, previous):
         model(x[:, ahead], levels[:, ahead], actions[:, ahead], cache=cache, update_cache=True, commit_frames=4)
 
 
-@pytest.mark.parametrize("drop", ["ssm", "attention", "frame"])
+@pytest.mark.parametrize("drop", ["ssm", "attention"])
 @torch.no_grad()
 def test_a_broken_carry_is_caught(drop):
     """Sanity check of the checks above: losing part of the memory between segments shows."""
-    model = make_model("lssvwm", previous_frame=True)
+    model = make_model("lssvwm")
     x, levels, actions = make_inputs(model.cfg)
     full = model(x, levels, actions)
     fresh = model.init_cache(x.shape[0])
@@ -124,8 +118,6 @@ def test_a_broken_carry_is_caught(drop):
     def forget(cache):
         if drop == "ssm":
             return cache.reset_ssm(torch.ones(x.shape[0], dtype=torch.bool))
-        if drop == "frame":
-            return dataclasses.replace(cache, frame=fresh.frame)
         layers = [{n: (fresh.layers[i][n] if n in ("k", "v", "time") else s) for n, s in layer.items()}
                   for i, layer in enumerate(cache.layers)]
         return dataclasses.replace(cache, layers=layers)

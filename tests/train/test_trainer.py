@@ -128,28 +128,6 @@ def test_init_layers_grows_the_trunk_with_new_layers_that_start_as_the_identity(
 
 
 
-def test_init_reinit_grows_a_previous_frame_input_that_starts_shut_and_opens(tmp_path, fixed_source):
-    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
-    first.fit(4)
-    stacked = dataclasses.replace(preset("tiny"), previous_frame=True)
-    cfg = tiny_cfg(model=stacked, init_from=str(tmp_path / "a"), init_reinit=("previous_in.weight",))
-    grown = Trainer(cfg, tmp_path / "p", device="cpu", source=fixed_source, show_progress=False)
-    grown.init_from(cfg.init_from, reinit=cfg.init_reinit)
-    theirs, mine = first.ema.state_dict(), grown.model.state_dict()
-    assert set(mine) - set(theirs) == {"previous_in.weight"} and not mine["previous_in.weight"].any()
-    assert all(torch.equal(mine[k], v) for k, v in theirs.items())
-    frames = torch.randn(2, 5, 3, 16, 16)
-    levels, actions = torch.rand(2, 5), torch.randint(0, 6, (2, 5))
-    with torch.no_grad():  # the zero input path: the grown model draws what the trained one draws
-        assert torch.allclose(grown.model(frames, levels, actions).prediction,
-                              first.ema(frames, levels, actions).prediction, atol=1e-6)
-    grown.fit(3)
-    assert grown.model.previous_in.weight.abs().sum() > 0  # a gradient reaches it from the first step
-    with pytest.raises(ValueError, match="parameters differ"):  # without init_reinit the missing tensor is an error
-        Trainer(dataclasses.replace(cfg, init_reinit=()), tmp_path / "q", device="cpu",
-                source=fixed_source).init_from(cfg.init_from)
-
-
 def test_init_shut_layers_grows_copies_of_trained_layers_that_start_as_the_identity(tmp_path, fixed_source):
     first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
     first.fit(4)

@@ -19,9 +19,6 @@ from torch import Tensor
 class InferenceCache:
     t: Tensor  # [B] int64: frames committed so far, per batch element
     layers: list[dict[str, Tensor]]  # one dict per trunk layer, e.g. {"ssm": ..., "conv": ..., "k": ..., "v": ..., "time": ...}
-    # [B, C, H, W] the last committed frame as the model took it in (noised at its level), for a
-    # model that reads each frame's predecessor (`ModelConfig.previous_frame`); None otherwise
-    frame: Tensor | None = None
 
     # Tensors whose second dimension is a growing frame/token axis (full causal attention):
     # batch elements of different lengths are padded, with time = -1 marking empty slots.
@@ -32,8 +29,7 @@ class InferenceCache:
         return self.t.shape[0]
 
     def map(self, fn) -> "InferenceCache":
-        return InferenceCache(fn(self.t), [{name: fn(x) for name, x in layer.items()} for layer in self.layers],
-                              None if self.frame is None else fn(self.frame))
+        return InferenceCache(fn(self.t), [{name: fn(x) for name, x in layer.items()} for layer in self.layers])
 
     def snapshot(self) -> "InferenceCache":
         """An independent copy: later steps on either do not affect the other."""
@@ -52,7 +48,7 @@ class InferenceCache:
 
     def reset_ssm(self, mask: Tensor) -> "InferenceCache":
         """Zero the SSM and conv states of the batch elements where mask [B] is True
-        (state-reset regularization). Attention memory and the last frame are kept."""
+        (state-reset regularization). Attention memory is kept."""
         keep = (~mask).to(torch.float32)
 
         def reset(name, x):
@@ -60,14 +56,12 @@ class InferenceCache:
                 return x * keep.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
             return x
 
-        return InferenceCache(self.t, [{n: reset(n, x) for n, x in layer.items()} for layer in self.layers], self.frame)
+        return InferenceCache(self.t, [{n: reset(n, x) for n, x in layer.items()} for layer in self.layers])
 
     def put(self, index: Tensor | list[int], other: "InferenceCache") -> None:
         """Write `other` (a cache of len(index) elements) into batch elements `index`, in place."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.t.device)
         self.t[index] = other.t.to(self.t.device)
-        if self.frame is not None:
-            self.frame[index] = other.frame.to(self.frame.device, self.frame.dtype)
         for mine, theirs in zip(self.layers, other.layers):
             for name, x in theirs.items():
                 dst = mine[name]
@@ -79,13 +73,11 @@ class InferenceCache:
                 dst[index] = x.to(dst.device, dst.dtype)
 
     def nbytes(self) -> int:
-        return sum(x.numel() * x.element_size() for x in self.state_dict().values() if x is not self.t)
+        return sum(x.numel() * x.element_size() for layer in self.layers for x in layer.values())
 
     def state_dict(self) -> dict[str, Tensor]:
         """Flat name -> tensor mapping (safetensors-friendly)."""
         out = {"t": self.t}
-        if self.frame is not None:
-            out["frame"] = self.frame
         for i, layer in enumerate(self.layers):
             out.update({f"layers.{i}.{name}": x for name, x in layer.items()})
         return out

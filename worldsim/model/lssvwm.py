@@ -2,7 +2,6 @@
 
     frames [B, T, 3, H, W] (each at its own noise level)
       -> patchify -> tokens [B, T, g, g, D] + spatial position
-         (+ the frame before each, patchified, with `previous_frame`)
       -> L x [ BlockSSM -> FrameLocalAttention -> MLP ], each adaLN-Zero modulated per frame
          by c = embed(noise level) + embed(action that led to the frame)
       -> unpatchify -> prediction [B, T, 3, H, W]
@@ -48,11 +47,6 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 def gated_residual(x: Tensor, gate: Tensor, y: Tensor) -> Tensor:
     """x + gate * y, x and y [B, T, ..., D], per-frame gate [B, T, D]."""
     return torch.addcmul(x, per_frame(gate, y), y)
-
-
-def patchify(frames: Tensor, p: int) -> Tensor:
-    """frames [B, T, C, H, W] -> patches [B, T, H/p, W/p, C*p*p]."""
-    return rearrange(frames, "b t c (h p1) (w p2) -> b t h w (c p1 p2)", p1=p, p2=p)
 
 
 def timestep_embedding(level: Tensor, dim: int) -> Tensor:
@@ -167,10 +161,6 @@ class LSSVWM(nn.Module):
         self.cfg = cfg
         D, p, C = cfg.width, cfg.patch_size, cfg.channels
         self.patch_in = nn.Linear(C * p * p, D)
-        # zero: a model grown from one without it (init_from) starts as that model
-        self.previous_in = nn.Linear(C * p * p, D, bias=False) if cfg.previous_frame else None
-        if self.previous_in is not None:
-            nn.init.zeros_(self.previous_in.weight)
         self.pos = nn.Parameter(torch.randn(cfg.grid, cfg.grid, D) * 0.02)
         self.cond = Conditioning(cfg)
         blocks = cfg.ssm_blocks or (None,) * cfg.depth
@@ -188,12 +178,9 @@ class LSSVWM(nn.Module):
 
     def init_cache(self, batch: int, device=None, dtype=torch.float32) -> InferenceCache:
         device = device or self.pos.device
-        cfg = self.cfg
-        n = cfg.tokens_per_frame
-        frame = torch.zeros(batch, cfg.channels, cfg.image_size, cfg.image_size, device=device, dtype=dtype)
+        n = self.cfg.tokens_per_frame
         return InferenceCache(torch.zeros(batch, dtype=torch.long, device=device),
-                              [layer.init_state(batch, n, device, dtype) for layer in self.layers],
-                              frame if cfg.previous_frame else None)
+                              [layer.init_state(batch, n, device, dtype) for layer in self.layers])
 
     def forward(self, frames: Tensor, noise_levels: Tensor, actions: Tensor,
                 cache: InferenceCache | None = None, update_cache: bool = False,
@@ -204,8 +191,7 @@ class LSSVWM(nn.Module):
         after only the first `commit_frames` of them: the later ones then see those frames but do
         not enter the memory (the simulator commits a generated frame in the next frame's first
         sampler pass this way). `blind_attention` [B] bool (training only): those videos' attention
-        sees no frame but each frame itself, so only the SSM carries their past (nor do they see the
-        frame before, with `previous_frame`)."""
+        sees no frame but each frame itself, so only the SSM carries their past."""
         B, T = frames.shape[:2]
         commit = T if commit_frames is None else commit_frames
         if not 1 <= commit <= T:
@@ -213,12 +199,8 @@ class LSSVWM(nn.Module):
         p = self.cfg.patch_size
         if cache is None:
             cache = self.init_cache(B, frames.device)
-        x = self.patch_in(patchify(frames, p)) + self.pos
-        if self.previous_in is not None:  # the frame before each: the memory's last, then this pass's own
-            before = torch.cat([cache.frame[:, None].to(frames.dtype), frames[:, :-1]], 1)
-            if blind_attention is not None:
-                before = before * (~blind_attention).view(B, 1, 1, 1, 1).to(before.dtype)
-            x = x + self.previous_in(patchify(before, p))
+        x = rearrange(frames, "b t c (h p1) (w p2) -> b t h w (c p1 p2)", p1=p, p2=p)
+        x = self.patch_in(x) + self.pos
         c = F.silu(self.cond(noise_levels, actions))  # [B, T, D]
         new_layers = []
         for layer, state in zip(self.layers, cache.layers):
@@ -228,6 +210,5 @@ class LSSVWM(nn.Module):
         h = modulate(self.out_norm(x), shift, scale)
         pred = rearrange(self.patch_out(h), "b t h w (c p1 p2) -> b t c (h p1) (w p2)", p1=p, p2=p)
         reward, term = self.heads(x.mean(dim=(2, 3))).unbind(-1)
-        last = None if self.previous_in is None else frames[:, commit - 1].to(cache.frame.dtype)
-        new_cache = InferenceCache(cache.t + commit, new_layers, last) if update_cache else None
+        new_cache = InferenceCache(cache.t + commit, new_layers) if update_cache else None
         return ModelOutput(pred, reward, term, new_cache)
