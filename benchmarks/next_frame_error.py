@@ -1,7 +1,7 @@
 """Where the teacher-forced next frame's error comes from: sampling, uncertainty, or the patches.
 
     python benchmarks/next_frame_error.py [--checkpoint maze] [--episodes 8] [--context 30]
-        [--generate 30] [--samples 4] [--threads 2] [--out runs/next_frame_error.json]
+        [--generate 30] [--samples 4] [--threads 2] [--out runs/next_frame_error.json] [sampler options]
 
 Held-out maze episodes of the next-frame task. Each frame is drawn `--samples` times after the
 true frames before it (`worldsim eval --task next-frame`, each draw with other noise seeds), and
@@ -30,7 +30,7 @@ from worldsim.evaluation.metrics import PSNR_CAP
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.evaluation.tasks import maze_episodes, maze_size, rollout
 from worldsim.maze.core import ACTION_NAMES
-from worldsim.simulator import Simulator
+from worldsim.simulator import Simulator, add_sampling_arguments, sampling_options
 
 SEED_STRIDE = 1_000_003  # each draw's seeds: the episode's + k * stride
 
@@ -82,13 +82,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/next_frame_error.json")
+    add_sampling_arguments(p)
     args = p.parse_args()
     if args.samples < 2:
         p.error("--samples must be at least 2 (the mean of one draw is that draw)")
     torch.set_num_threads(args.threads)
 
     model, config = load_model(args.checkpoint)
-    sim = Simulator.for_checkpoint(model, config, device="cpu")
+    sim = Simulator.for_checkpoint(model, config, device="cpu", **sampling_options(args))
     episodes = maze_episodes("next-frame", args.episodes, args.context, args.generate, maze_size(config),
                              model.cfg.image_size)
     draws = []  # per draw: [E, G, H, W, 3] uint8
