@@ -67,8 +67,6 @@ class ObjectiveConfig:
     # P(a window is sparse-target: each frame a target with probability sparse_target_rate, the rest clean)
     sparse_target_prob: float = 0.0
     sparse_target_rate: float = 0.25
-    # noised frames draw their level from these (the sampler's) instead of uniformly in (0, 1); () = uniform
-    target_levels: tuple[float, ...] = ()
 
 
 def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator=None, device=None):
@@ -83,14 +81,8 @@ def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator
     the others clean; only the targets count in the loss. Diffusion Forcing's independent levels
     put a target among noised neighbours, but at inference every frame before the one being drawn
     is a committed frame: these windows train that case on most of their targets, not only on the
-    first frame after a long-context prefix.
-
-    With `target_levels` every noised frame draws one of those levels (each equally likely) instead
-    of a uniform one: the model trains only at the levels its sampler runs at."""
+    first frame after a long-context prefix."""
     levels = torch.rand(batch, frames, generator=generator, device=device)
-    if cfg.target_levels:  # drawn only when asked for, so runs without it keep their random stream
-        pick = torch.randint(len(cfg.target_levels), (batch, frames), generator=generator, device=device)
-        levels = torch.tensor(cfg.target_levels, device=device)[pick]
     tau, mask = levels, torch.ones(batch, frames, device=device)
     if frames >= 3:
         long = torch.rand(batch, generator=generator, device=device) < cfg.long_context_prob

@@ -220,24 +220,6 @@ def test_sparse_target_windows_keep_most_frames_clean_and_score_only_their_targe
         TrainConfig(sparse_target_prob=0.5, sparse_target_rate=0.0)
 
 
-def test_target_levels_noise_every_noised_frame_at_one_of_them():
-    T, levels = 16, (1.0, 0.5)
-    objective = ObjectiveConfig(long_context_prob=0.5, sparse_target_prob=0.5, target_levels=levels)
-    tau, mask = sample_noise_levels(2000, T, objective, torch.Generator().manual_seed(0))
-    noised = tau[tau > 0]
-    assert torch.equal(mask, (tau > 0).float())  # clean context and prefixes stay clean and unscored
-    assert set(noised.unique().tolist()) == set(levels)
-    assert 0.48 < (noised == 1.0).float().mean() < 0.52  # each level equally likely
-    assert 0.2 < (tau == 0).float().mean() < 0.6  # and the windows still keep clean frames
-    # without them the stream is plain Diffusion Forcing's, untouched
-    plain, _ = sample_noise_levels(8, T, ObjectiveConfig(), torch.Generator().manual_seed(3))
-    again, _ = sample_noise_levels(8, T, ObjectiveConfig(target_levels=()), torch.Generator().manual_seed(3))
-    assert torch.equal(plain, again) and len(plain.unique()) > 2
-    assert TrainConfig.from_dict({"target_levels": [1, 0.5]}).target_levels == (1.0, 0.5)
-    with pytest.raises(ValueError, match="target_levels are noise levels"):
-        TrainConfig(target_levels=(1.0, 0.0))
-
-
 def _loss_and_grads(model, window, plan):
     model.zero_grad()
     objective = WindowObjective(model, ObjectiveConfig())

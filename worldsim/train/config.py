@@ -24,8 +24,6 @@ class TrainConfig:
     # sparse_target_rate of its frames, the rest clean), training targets among true frames
     sparse_target_prob: float = 0.0
     sparse_target_rate: float = 0.25
-    # noise levels the noised frames draw from (e.g. the shipped sampler's 1.0 and 0.5); () = uniform
-    target_levels: tuple[float, ...] = ()
     # blind attention: P(a window's frame-local attention sees each frame alone, so only the SSM carries its past)
     attention_blind_prob: float = 0.0
     # own context: P(a long-context window's clean prefix is replaced by the model's own estimates of
@@ -77,8 +75,6 @@ class TrainConfig:
         if not 0 < self.sparse_target_rate <= 1:
             raise ValueError(f"sparse_target_rate is the share of a sparse window's frames that are targets, in (0, 1], "
                              f"got {self.sparse_target_rate}")
-        if not all(0 < t <= 1 for t in self.target_levels):
-            raise ValueError(f"target_levels are noise levels in (0, 1], got {self.target_levels}")
         if not 0 < self.own_context_noise <= 1:
             raise ValueError(f"own_context_noise is a noise level in (0, 1], got {self.own_context_noise}")
         if self.own_context_prob and not self.long_context_prob:
@@ -132,8 +128,6 @@ class TrainConfig:
         d["model"] = preset(model) if isinstance(model, str) else ModelConfig.from_dict(model)
         if "window_schedule" in d:
             d["window_schedule"] = tuple(tuple(int(v) for v in x) for x in d["window_schedule"])
-        if "target_levels" in d:
-            d["target_levels"] = tuple(float(v) for v in d["target_levels"])
         if "init_reinit" in d:
             d["init_reinit"] = tuple(str(v) for v in d["init_reinit"])
         for key in ("init_layers", "init_shut_layers"):
