@@ -1,7 +1,7 @@
 """What each candidate shipped config costs: parameters, tokens per frame, training FLOPs, and the
 engine's step time on this machine, as ratios to the shipped `small` measured in the same run.
 
-    python benchmarks/config_candidates.py --threads 1 [--device cpu] [--steps 8 --rounds 3]
+    python benchmarks/config_candidates.py --threads 1 [--device cpu] [--steps 8 --rounds 3] [--only NAME ...]
 
 Issue #7 asks for the shipped config to be chosen by measurement, quality against step speed.
 This is the speed side: a candidate that cannot play at >= 5 frames/s on a 2-core CPU (the
@@ -21,6 +21,7 @@ import torch
 
 from worldsim.bench import actions, random_context
 from worldsim.config import mixed_blocks, preset
+from worldsim.diffusion import SamplerSettings
 from worldsim.evaluation.flops import training_flops_per_frame
 from worldsim.evaluation.provenance import provenance, write_json
 from worldsim.model import LSSVWM
@@ -54,14 +55,19 @@ def main() -> None:
     p.add_argument("--context", type=int, default=20, help="frames in memory before timing")
     p.add_argument("--train-window", type=int, default=256, help="window for the training FLOP count")
     p.add_argument("--out", default="benchmarks/results/config_candidates.json")
+    p.add_argument("--only", nargs="+", choices=list(CANDIDATES), metavar="NAME",
+                   help=f"time only these candidates and the shipped one, the ratios' base (default: all): "
+                        f"{', '.join(CANDIDATES)}")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
     sims, rows = {}, {}
     for name, spec in CANDIDATES.items():
+        if args.only and name not in (SHIPPED, *args.only):
+            continue
         cfg = candidate_config(spec)
         torch.manual_seed(0)
-        sim = Simulator(LSSVWM(cfg), args.sampling_steps, device=args.device)
+        sim = Simulator(LSSVWM(cfg), SamplerSettings(steps=args.sampling_steps), device=args.device)
         context = random_context(cfg, 1).expand(1, args.context, -1, -1, -1).contiguous()
         sim.reset(context, torch.ones(1, args.context - 1, dtype=torch.long))
         for _ in range(2):  # warm-up

@@ -401,3 +401,17 @@ def test_next_frame_error_scores_each_estimate_group_and_place_as_worked_by_hand
         assert r["one sample, patch interior"] == 100.0
     assert rows["noop"]["last true frame"] == 100.0 and rows["forward"]["last true frame"] == pytest.approx(psnr(25))
     assert rows["all frames"]["last true frame"] == pytest.approx(psnr(12.5))
+
+
+def test_config_candidates_times_the_shipped_config_as_the_ratios_base(tmp_path, monkeypatch, one_thread):
+    candidates = load_benchmark("config_candidates")
+    out = tmp_path / "candidates.json"
+    monkeypatch.setattr(sys, "argv", ["config_candidates.py", "--only", "k = 5", "--steps", "1", "--rounds", "1",
+                                      "--context", "2", "--out", str(out)])
+    candidates.main()
+    rows = json.loads(out.read_text())["candidates"]
+    assert list(rows) == [candidates.SHIPPED, "k = 5"]  # the shipped config is timed too: the ratios' base
+    shipped = rows[candidates.SHIPPED]
+    assert shipped["parameters"] == LSSVWM(preset("small")).num_parameters() and shipped["tokens_per_frame"] == 64
+    assert shipped["time_vs_shipped"] == 1.0 and len(shipped["step_ms"]) == 1
+    assert rows["k = 5"]["config"]["attn_window"] == 5
