@@ -6,12 +6,13 @@
 Held-out maze episodes of the next-frame task. Each frame is drawn `--samples` times after the
 true frames before it (`worldsim eval --task next-frame`, each draw with other noise seeds), and
 scored against the truth as
-  one sample        what `worldsim eval` reports (the mean over the draws)
+  one sample        each draw's squared error, averaged over the draws (what `worldsim eval`
+                    scores, though it averages per-frame PSNRs where this pools the errors)
   mean of samples   the average of the draws: the model's conditional mean, as far as K draws
                     estimate it. The gap to one sample is the error a sampler pays for drawing
                     one plausible frame instead of the average; what remains is the model's error
                     in what it expects, and the truth's own unpredictability
-  last true frame   the frame before, repeated: what no model should lose to
+  last true frame   the frame before, repeated: the trivial predictor (exact where nothing moves)
 and split by the action that led to the frame and by the pixel's place in its patch (the
 tokens' p x p pixels: border rows and columns against the interior), to show whether the model's
 error sits at the patch seams. PSNR is over all frames' pixels of a group (10 log10(255^2 / MSE)).
