@@ -105,7 +105,7 @@ def main() -> None:
     actions = np.stack([e.actions[c - 1:c - 1 + truth.shape[1]].numpy() for e in episodes])  # [E, G] into each frame
     draws = np.stack(draws)  # [K, E, G, H, W, 3]
     rows = error_table(draws, truth, previous, actions, model.cfg.patch_size)
-    spread = float(draws.astype(np.float64).var(0, ddof=1).mean())  # per-pixel variance between draws
+    spread = float(draws.var(0, ddof=1).mean())  # per-pixel variance between draws (float64 for uint8 input)
     cols = list(rows[0])[1:]
     print(f"\n{args.checkpoint}: {args.episodes} episodes x {truth.shape[1]} frames after {c}, {args.samples} draws "
           f"each; PSNR (dB) over each group's pixels; variance between draws {spread:.1f} (0-255 units^2)\n")

@@ -127,7 +127,6 @@ def test_init_layers_grows_the_trunk_with_new_layers_that_start_as_the_identity(
         TrainConfig(model=deep, init_layers=(0, 1, -1, -1))
 
 
-
 def test_init_shut_layers_grows_copies_of_trained_layers_that_start_as_the_identity(tmp_path, fixed_source):
     first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
     first.fit(4)
@@ -162,6 +161,7 @@ def test_init_shut_layers_grows_copies_of_trained_layers_that_start_as_the_ident
         TrainConfig(model=deep, init_from="maze", init_layers=(0, 1, 1), init_shut_layers=(3,))
     with pytest.raises(ValueError, match="init_shut_layers names layers of the model"):
         TrainConfig(model=deep, init_shut_layers=(2,))
+
 
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, fixed_source):
     class KillAtStep4:
