@@ -27,7 +27,7 @@ from worldsim.diffusion import add_noise, diffusion_loss, prev_actions, to_model
 LEVELS = (0.2, 0.5, 0.8)
 
 
-def last_frame_case(frames, actions, tau: float, seed: int, prediction: str):
+def last_frame_case(frames, actions, tau: float, seed: int):
     """The sampler's case on a batch of windows: the model's inputs (noised frames, levels, the
     actions that produced each frame) with the last frame at noise level tau and the rest clean,
     and the function that scores a model output's last frame (its diffusion loss)."""
@@ -38,15 +38,14 @@ def last_frame_case(frames, actions, tau: float, seed: int, prediction: str):
     levels[:, -1] = tau
 
     def last(out) -> float:
-        return diffusion_loss(out.prediction[:, -1:], x0[:, -1:], eps[:, -1:], levels[:, -1:], torch.ones(B, 1),
-                              prediction).item()
+        return diffusion_loss(out.prediction[:, -1:], x0[:, -1:], eps[:, -1:], levels[:, -1:], torch.ones(B, 1)).item()
 
     return (add_noise(x0, levels, eps), levels, prev_actions(actions)), last
 
 
 @torch.no_grad()
 def last_frame_losses(model, frames, actions, tau: float, seed: int) -> dict[str, float]:
-    (z, levels, produced), last = last_frame_case(frames, actions, tau, seed, model.cfg.prediction)
+    (z, levels, produced), last = last_frame_case(frames, actions, tau, seed)
     blind = torch.ones(len(z), dtype=torch.bool)
     return {"full": last(model(z, levels, produced)),
             "ssm_only": last(model(z, levels, produced, blind_attention=blind)),

@@ -33,7 +33,7 @@ import torch
 # benchmarks/ is the script's directory
 from sampler_schedule import SCORE_HEADER, parse_task, score_cells  # noqa: E402
 from worldsim.checkpoint import load_model
-from worldsim.diffusion import (SamplerSettings, add_noise, ddim_step, prev_actions, to_model_space,
+from worldsim.diffusion import (SamplerSettings, add_noise, alpha_sigma, predict_x0, prev_actions, to_model_space,
                                 to_uint8)
 from worldsim.episode_noise import EpisodeNoise
 from worldsim.evaluation.lpips import load_lpips
@@ -66,7 +66,11 @@ def guided_frame(model, full, weak, action, z, sampler: SamplerSettings, guidanc
         if guidance.scale != 1:
             v_weak = model(z, tau, action, cache=weak).prediction
             v = v_weak + guidance.scale * (v - v_weak)
-        x0, z = ddim_step(z, v, tau, torch.tensor(taus[i + 1]), model.cfg.prediction)
+        x0 = predict_x0(z, v, tau)
+        a, s = alpha_sigma(tau[..., None, None, None])
+        eps = s * z + a * v
+        a2, s2 = alpha_sigma(torch.tensor(taus[i + 1]))
+        z = a2 * x0 + s2 * eps
     return x0
 
 

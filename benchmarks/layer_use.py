@@ -25,7 +25,7 @@ from context_use import collect, last_frame_case, load  # noqa: E402
 def layer_use(model, frames, actions, tau: float, seed: int) -> dict[str, list[float]]:
     """Per layer: the last frame's relative update, and its loss with the layer skipped; "full" is
     the whole model's loss."""
-    (z, levels, produced), last = last_frame_case(frames, actions, tau, seed, model.cfg.prediction)
+    (z, levels, produced), last = last_frame_case(frames, actions, tau, seed)
     updates, skip = [], [None]
 
     def hook(layer, args, output):

@@ -50,9 +50,6 @@ class ModelConfig:
     num_actions: int = 6
     action_dim: int = 0
     architecture: str = "lssvwm"
-    # what the network outputs (worldsim.diffusion): "v" = alpha eps - sigma x0, or "x0", the clean
-    # frame itself, which a patch token can carry where v's per-pixel noise strains it (JiT, Li & He 2025)
-    prediction: str = "v"
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
@@ -77,8 +74,6 @@ class ModelConfig:
             raise ValueError(f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}")
         if self.action_type == "continuous" and self.action_dim < 1:
             raise ValueError("continuous actions need action_dim >= 1")
-        if self.prediction not in ("v", "x0"):
-            raise ValueError(f"prediction must be 'v' or 'x0', got {self.prediction!r}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.architecture!r}; choose from {ARCHITECTURES}")
 

@@ -2,10 +2,8 @@
 
 Parameterization (documented choice): continuous noise level tau in [0, 1] with the cosine
 schedule alpha = cos(pi/2 tau), sigma = sin(pi/2 tau), so z = alpha x0 + sigma eps, and the
-network predicts v = alpha eps - sigma x0 (v-prediction, as the Diffusion Forcing video models) or,
-with ModelConfig.prediction "x0", the clean frame itself, trained with the same v-loss (JiT's
-x-prediction, Li & He 2025: v's error is x0's divided by sigma). tau = 0 is a clean frame, tau = 1
-pure noise.
+network predicts v = alpha eps - sigma x0 (v-prediction, as the Diffusion Forcing video models).
+tau = 0 is a clean frame, tau = 1 pure noise.
 
 Training (Diffusion Forcing, Chen et al. 2024): every frame of a window draws its own tau. With
 the paper's long-context training, half the windows instead keep a random clean prefix longer
@@ -36,28 +34,11 @@ def alpha_sigma(tau: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cos(0.5 * math.pi * tau), torch.sin(0.5 * math.pi * tau)
 
 
-# JiT's floor on sigma in the x0-prediction loss: near tau = 0 the v-loss's 1 / sigma^2 weight is unbounded
-X0_LOSS_MIN_SIGMA = 0.05
-
-
-def predict_x0(z: Tensor, pred: Tensor, tau: Tensor, prediction: str = "v") -> Tensor:
-    """The clean frames the network's output implies, clamped to [-1, 1]: x0 = alpha z - sigma v
-    for prediction "v", the output itself for "x0". z, pred [B, T, C, H, W]; tau [B, T]."""
-    if prediction == "x0":
-        return pred.clamp(-1, 1)
+def predict_x0(z: Tensor, v: Tensor, tau: Tensor) -> Tensor:
+    """The clean frames a v-prediction implies, clamped to [-1, 1]: x0 = alpha z - sigma v.
+    z, v [B, T, C, H, W]; tau [B, T]."""
     a, s = alpha_sigma(tau[..., None, None, None])
-    return (a * z - s * pred).clamp(-1, 1)
-
-
-def ddim_step(z: Tensor, pred: Tensor, tau: Tensor, tau_next: Tensor, prediction: str = "v") -> tuple[Tensor, Tensor]:
-    """One deterministic DDIM step from level tau [B, T] to tau_next ([B, T] or one level):
-    (x0 estimate, z at tau_next)."""
-    x0 = predict_x0(z, pred, tau, prediction)
-    a, s = alpha_sigma(tau[..., None, None, None])
-    # the noise the output implies; x0-prediction's from the clamped estimate (sampler passes run at tau > 0)
-    eps = s * z + a * pred if prediction == "v" else (z - a * x0) / s
-    a2, s2 = alpha_sigma(tau_next[..., None, None, None])
-    return x0, a2 * x0 + s2 * eps
+    return (a * z - s * v).clamp(-1, 1)
 
 
 def to_model_space(frames: Tensor) -> Tensor:
@@ -119,15 +100,11 @@ def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator
     return tau, mask
 
 
-def diffusion_loss(out_pred: Tensor, x0: Tensor, eps: Tensor, tau: Tensor, mask: Tensor, prediction: str = "v") -> Tensor:
-    """Masked v-MSE, averaged over the frames that count. An x0-prediction's implied v,
-    (alpha z - x0_hat) / sigma, misses v by (x0 - x0_hat) / sigma: that error, sigma floored."""
-    a, s = (t[..., None, None, None] for t in alpha_sigma(tau))
-    if prediction == "x0":
-        err = (out_pred.float() - x0) / s.clamp(min=X0_LOSS_MIN_SIGMA)
-    else:
-        err = out_pred.float() - (a * eps - s * x0)
-    per_frame = err.pow(2).mean(dim=(2, 3, 4))  # [B, T]
+def diffusion_loss(out_pred: Tensor, x0: Tensor, eps: Tensor, tau: Tensor, mask: Tensor) -> Tensor:
+    """Masked v-prediction MSE, averaged over the frames that count."""
+    a, s = alpha_sigma(tau)
+    v = a[..., None, None, None] * eps - s[..., None, None, None] * x0
+    per_frame = (out_pred.float() - v).pow(2).mean(dim=(2, 3, 4))  # [B, T]
     return (per_frame * mask).sum() / mask.sum().clamp(min=1)
 
 
@@ -258,7 +235,12 @@ def sample_next_frame(model: LSSVWM, cache: InferenceCache, action: Tensor, nois
             cache, pending = out.cache, None
         if i == commit_pass:
             committed = out.cache  # later passes still read the memory without the new frame
-        x0, z = ddim_step(z, out.prediction[:, -1:], tau, taus[i + 1], model.cfg.prediction)
+        v = out.prediction[:, -1:]
+        x0 = predict_x0(z, v, tau)
+        a, s = alpha_sigma(tau[..., None, None, None])
+        eps = s * z + a * v
+        a2, s2 = alpha_sigma(taus[i + 1])
+        z = a2 * x0 + s2 * eps
     if committed is not None:
         return x0[:, 0], out.reward[:, -1], out.termination[:, -1], committed, None
     level = torch.full((B, 1), context_noise, device=noise.device)

@@ -115,7 +115,7 @@ def own_context(model: LSSVWM, w: PreparedWindow, chosen: Tensor, level: float,
     x0 = w.x0[rows]
     tau = torch.full(x0.shape[:2], level, device=x0.device)
     z = add_noise(x0, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
-    estimate = predict_x0(z, model(z, tau, w.produced[rows]).prediction.float(), tau, model.cfg.prediction)
+    estimate = predict_x0(z, model(z, tau, w.produced[rows]).prediction.float(), tau)
     committed = add_noise(estimate, tau, torch.randn(x0.shape, generator=generator, device=x0.device))
     prefix = w.loss_mask[rows] == 0  # [b, T]
     new_z, new_tau = w.z.clone(), w.tau.clone()
@@ -144,8 +144,7 @@ class WindowObjective(nn.Module):
                              blind_attention=blind)
             cache = out.cache
             m = w.loss_mask[:, s:e]
-            loss = diffusion_loss(out.prediction, w.x0[:, s:e], w.eps[:, s:e], w.tau[:, s:e], m, self.model.cfg.prediction)
-            diff = diff + loss * m.sum() / total_mask
+            diff = diff + diffusion_loss(out.prediction, w.x0[:, s:e], w.eps[:, s:e], w.tau[:, s:e], m) * m.sum() / total_mask
             hm = w.head_mask[:, s:e]
             r = ((out.reward.float() - w.reward[:, s:e]).pow(2) * hm).sum() / total_heads
             d = (F.binary_cross_entropy_with_logits(out.termination.float(), w.terminated[:, s:e], reduction="none") * hm).sum() / total_heads
