@@ -356,6 +356,15 @@ def test_attention_blind_prob_needs_both_mixers():
     assert TrainConfig(attention_blind_prob=0.5).attention_blind_prob == 0.5
 
 
+def test_checkpoint_and_sample_intervals_are_checked():
+    # save_every=0 used to pass the config and crash the first step with a ZeroDivisionError
+    with pytest.raises(ValueError, match="save_every must be >= 1"):
+        TrainConfig(save_every=0)
+    with pytest.raises(ValueError, match="sample_every >= 0"):
+        TrainConfig(sample_every=-1)
+    assert TrainConfig(save_every=1, sample_every=0).save_every == 1
+
+
 def test_gradual_context_extension_grows_the_window(tmp_path, fixed_source):
     asked = []
 

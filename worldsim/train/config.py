@@ -85,6 +85,9 @@ class TrainConfig:
                              f"(architecture {self.model.architecture!r} lacks one; blinding it would cut it off from the past)")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.save_every < 1 or self.sample_every < 0:
+            raise ValueError(f"save_every must be >= 1 (steps between checkpoints) and sample_every >= 0 (0: no sample "
+                             f"videos), got {self.save_every} and {self.sample_every}")
         if self.segment_frames < 0 or self.batch_size < 1:
             raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
         if self.plans and (self.data != "maze" or not 0 < self.plans_fraction <= 1):
