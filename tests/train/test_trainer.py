@@ -1,5 +1,6 @@
 """The trainer learns, checkpoints atomically, resumes, and each training strategy takes effect."""
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -270,6 +271,38 @@ def test_state_reset_zeroes_the_ssm_state_mid_window(window_and_model):
     # about p of the windows are chosen
     share = sum(plan_window(1, 12, 0, 0.1, torch.Generator().manual_seed(s)).reset_mask.item() for s in range(2000)) / 2000
     assert 0.07 < share < 0.13
+
+
+def test_micro_batches_accumulate_the_same_loss_and_gradient_as_one_pass(tmp_path, fixed_source):
+    trainer = Trainer(tiny_cfg(), tmp_path, device="cpu", source=fixed_source, show_progress=False)
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(0.2 * torch.randn_like(p))  # leave the zero-initialised gates, so every tensor gets a gradient
+    b = fixed_source.next(8, 4)
+    w = prepare_window(b.frames, b.actions, b.rewards, b.terminated, ObjectiveConfig(long_context_prob=0.5),
+                       torch.Generator().manual_seed(3))
+    plan = plan_window(4, 8, segment_frames=4, state_reset_prob=0.5, generator=torch.Generator().manual_seed(0))
+    assert plan.reset_at is not None and 0 < plan.reset_mask.sum() < 4  # parts differ in their resets
+    assert (w.loss_mask.sum(1) < 8).any()  # and in their loss masks (a clean long-context prefix)
+    results = {}
+    for m in (1, 2, 3):  # 3: parts of 1, 1 and 2 windows
+        trainer.cfg = dataclasses.replace(trainer.cfg, micro_batches=m)
+        logs = trainer.accumulate_gradients(w, plan, contextlib.nullcontext())
+        results[m] = logs, [p.grad.clone() for p in trainer.model.parameters()]
+    (logs_one, grads_one) = results[1]
+    for m in (2, 3):
+        logs, grads = results[m]
+        assert logs["diffusion"] == pytest.approx(logs_one["diffusion"], rel=1e-5)
+        assert logs["heads"] == pytest.approx(logs_one["heads"], rel=1e-5)
+        assert max(float((a - b).abs().max() / b.abs().max().clamp(min=1e-12)) for a, b in zip(grads, grads_one)) < 1e-4
+
+
+def test_micro_batches_must_split_every_steps_windows():
+    with pytest.raises(ValueError, match="micro_batches"):
+        TrainConfig(batch_frames=64, window_schedule=((0, 16), (10, 32)), micro_batches=3)  # 2 windows at 32 frames
+    assert TrainConfig(batch_frames=64, window_schedule=((0, 16), (10, 32)), micro_batches=2).micro_batches == 2
+    with pytest.raises(ValueError, match="micro_batches"):
+        TrainConfig(micro_batches=0)
 
 
 def test_blind_attention_changes_only_the_chosen_windows_and_keeps_the_random_stream(window_and_model):

@@ -18,6 +18,9 @@ class TrainConfig:
     # gradual context extension (seed article): (from_step, window length in frames), growing
     window_schedule: tuple[tuple[int, int], ...] = ((0, 16),)
     segment_frames: int = 0  # temporal segments of S frames, state carried, gradient cut between; 0 = one pass
+    # gradient accumulation: each step's windows run in this many parts, one backward each, so activation
+    # memory is a part's; the step's loss and gradient are the same as in one pass
+    micro_batches: int = 1
     state_reset_prob: float = 0.1  # state-reset regularization: P(a window's SSM states reset at a random frame)
     long_context_prob: float = 0.5  # the paper's long-context training (clean prefix > half the window)
     # sparse-target windows (diffusion.sample_noise_levels): P(a window noises only a share
@@ -90,6 +93,10 @@ class TrainConfig:
                              f"videos), got {self.save_every} and {self.sample_every}")
         if self.segment_frames < 0 or self.batch_size < 1:
             raise ValueError("segment_frames must be >= 0 and batch_size >= 1")
+        fewest = min(self.batch_at(s) for s, _ in self.window_schedule)
+        if not 1 <= self.micro_batches <= fewest:
+            raise ValueError(f"micro_batches splits each step's windows into parts: it must lie in [1, {fewest}] "
+                             f"(the fewest windows a step of this schedule has), got {self.micro_batches}")
         if self.plans and (self.data != "maze" or not 0 < self.plans_fraction <= 1):
             raise ValueError("plans are mixed into the built-in maze's windows: they need data='maze' and "
                              f"plans_fraction in (0, 1], got data={self.data!r}, plans_fraction={self.plans_fraction}")

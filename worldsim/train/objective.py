@@ -43,6 +43,12 @@ class WindowPlan:
     blind_mask: Tensor | None = None  # [B] bool: windows whose attention sees each frame alone
     own_context_mask: Tensor | None = None  # [B] bool: windows whose clean prefix becomes the model's own estimates
 
+    def rows(self, part: slice) -> "WindowPlan":
+        """The plan of the windows in `part` (a micro-batch): the same spans and reset frame."""
+        cut = lambda m: None if m is None else m[part]  # noqa: E731
+        return dataclasses.replace(self, reset_mask=self.reset_mask[part], blind_mask=cut(self.blind_mask),
+                                   own_context_mask=cut(self.own_context_mask))
+
 
 def plan_window(batch: int, frames: int, segment_frames: int, state_reset_prob: float,
                 generator: torch.Generator | None = None, attention_blind_prob: float = 0.0,
@@ -79,6 +85,13 @@ class PreparedWindow:
     reward: Tensor  # reward of the step into each frame (frame 0: unknown, masked)
     terminated: Tensor
     head_mask: Tensor
+
+    def rows(self, part: slice) -> "PreparedWindow":
+        return PreparedWindow(**{f.name: getattr(self, f.name)[part] for f in dataclasses.fields(self)})
+
+    def loss_totals(self) -> tuple[Tensor, Tensor]:
+        """What the diffusion and head losses are averaged over: their masks' sums."""
+        return self.loss_mask.sum().clamp(min=1), self.head_mask.sum().clamp(min=1)
 
 
 def prepare_window(frames: Tensor, actions: Tensor, rewards: Tensor, terminated: Tensor,
@@ -132,8 +145,10 @@ class WindowObjective(nn.Module):
         self.model, self.objective = model, objective
 
     def forward(self, w: PreparedWindow, spans: list[tuple[int, int]], cache: InferenceCache | None,
-                plan: WindowPlan, last_group: bool):
-        total_mask, total_heads = w.loss_mask.sum().clamp(min=1), w.head_mask.sum().clamp(min=1)
+                plan: WindowPlan, last_group: bool, totals: tuple[Tensor, Tensor] | None = None):
+        """`totals`: the whole step's `loss_totals()` when `w` is a micro-batch of it, so that the
+        parts' losses add up to the step's."""
+        total_mask, total_heads = totals or w.loss_totals()
         diff = heads = torch.zeros((), device=w.x0.device)
         blind = None if plan.blind_mask is None else plan.blind_mask.to(w.x0.device)
         for i, (s, e) in enumerate(spans):

@@ -28,7 +28,8 @@ from worldsim.checkpoint import load_config, load_model, load_tensors, resolve, 
 from worldsim.diffusion import ObjectiveConfig, SamplerSettings
 from worldsim.model import LSSVWM
 from worldsim.train.config import TrainConfig
-from worldsim.train.objective import WindowObjective, own_context, plan_window, prepare_window
+from worldsim.train.objective import (PreparedWindow, WindowObjective, WindowPlan, own_context, plan_window,
+                                      prepare_window)
 from worldsim.train.samples import write_sample_video
 from worldsim.video import require_ffmpeg
 
@@ -218,18 +219,7 @@ class Trainer:
                 w = own_context(self.model, w, plan.own_context_mask, cfg.own_context_noise, self.noise_generator)
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, cfg)
-        self.opt.zero_grad(set_to_none=True)
-        cache, logs = None, {"diffusion": 0.0, "heads": 0.0}
-        for gi, spans in enumerate(plan.groups):
-            last = gi == len(plan.groups) - 1
-            sync = contextlib.nullcontext() if (last or self.world == 1) else self.runner.no_sync()
-            with sync:
-                with autocast:
-                    loss, parts, cache = self.runner(w, spans, cache, plan, last)
-                loss.backward()
-            cache = None if cache is None else cache.detach()  # temporal segment boundary: truncate
-            for k in logs:
-                logs[k] += float(parts[k])
+        logs = self.accumulate_gradients(w, plan, autocast)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
         with torch.no_grad():
@@ -239,6 +229,30 @@ class Trainer:
         return {"loss": logs["diffusion"] + logs["heads"], **logs, "grad_norm": float(grad_norm),
                 "lr": self.opt.param_groups[0]["lr"], "window": window, "frames": w.x0.shape[0] * window * self.world,
                 "data_seconds": data_seconds}
+
+    def accumulate_gradients(self, w: PreparedWindow, plan: WindowPlan, autocast) -> dict[str, float]:
+        """Zero the gradients and back-propagate the step's loss, micro-batch by micro-batch (windows)
+        and, within each, temporal segment by segment. DDP all-reduces at the last backward only."""
+        self.opt.zero_grad(set_to_none=True)
+        logs = {"diffusion": 0.0, "heads": 0.0}
+        totals = w.loss_totals()
+        batch, m = w.x0.shape[0], self.cfg.micro_batches
+        edges = [batch * i // m for i in range(m + 1)]
+        parts = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        for pi, part in enumerate(parts):
+            part_w, part_plan, cache = w.rows(part), plan.rows(part), None
+            for gi, spans in enumerate(plan.groups):
+                last_group = gi == len(plan.groups) - 1
+                last = last_group and pi == len(parts) - 1
+                sync = contextlib.nullcontext() if (last or self.world == 1) else self.runner.no_sync()
+                with sync:
+                    with autocast:
+                        loss, terms, cache = self.runner(part_w, spans, cache, part_plan, last_group, totals)
+                    loss.backward()
+                cache = None if cache is None else cache.detach()  # temporal segment boundary: truncate
+                for k in logs:
+                    logs[k] += float(terms[k])
+        return logs
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, steps: int) -> dict | None:
