@@ -68,6 +68,10 @@ def main() -> None:
     seed = eval_seed(args.episode)
     truth = world.reset(seeds=[seed])
     policy = ExplorePolicy(world)
+    # hashed before the rollout: a checkpoint moved during an hour's run then loses nothing
+    prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
+                      config={"seed": seed, "sampling_steps": sim.sampler.steps,
+                              "context_noise": sim.sampler.context_noise})
     generated = sim.reset(truth[:, None], seeds=[seed])
 
     keep = sorted({0, min(1000, args.frames), min(5000, args.frames), args.frames})
@@ -111,9 +115,6 @@ def main() -> None:
     summary = {"frames": args.frames, "seconds": seconds, "true_ranges": ranges,
                "inside_true_range": float(inside.mean()), "blocks": blocks}
 
-    prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
-                      config={"seed": seed, "sampling_steps": sim.sampler.steps,
-                              "context_noise": sim.sampler.context_noise})
     out = args.out.rstrip("/")
     write_json(f"{out}/long_rollout.json", {"summary": summary, "per_frame": stats}, prov)
     plots.frame_strip(np.stack([kept_true[t] for t in keep])[None], np.stack([kept_gen[t] for t in keep])[None],

@@ -103,6 +103,10 @@ def run_task(args) -> int:
         episodes = shard_clips(args.data, args.episodes, context, generate)
     else:
         episodes = maze_episodes(args.task, args.episodes, context, generate, maze_size(config), model.cfg.image_size)
+    # hashed now, from the weights just loaded: a checkpoint moved during a long run loses nothing
+    prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
+                      config={"model": config["model"], "source": config.get("source"),
+                              "sampling": dataclasses.asdict(sim.sampler)})
     print(f"worldsim eval {args.task}: {len(episodes)} episodes, context {context}, sampler steps {sim.sampler.steps}, "
           f"device {sim.device}")
     teacher_forced = args.teacher_forced or args.task == "next-frame"
@@ -111,9 +115,6 @@ def run_task(args) -> int:
                                      context_kept=args.context_kept)
 
     out = Path(args.out or f"runs/eval-{args.task}")
-    sampling = dataclasses.asdict(sim.sampler)
-    prov = provenance(args, sim.device, checkpoints={"model": config["path"]},
-                      config={"model": config["model"], "source": config.get("source"), "sampling": sampling})
     payload = {"task": args.task, "data": args.data or "maze held-out seeds", "context": context,
                "generate": generate, "teacher_forced": teacher_forced, "context_kept": args.context_kept, **result}
     files = [write_json(out / f"{args.task}.json", payload, prov),
