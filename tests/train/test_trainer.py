@@ -277,7 +277,7 @@ def test_micro_batches_accumulate_the_same_loss_and_gradient_as_one_pass(tmp_pat
     trainer = Trainer(tiny_cfg(), tmp_path, device="cpu", source=fixed_source, show_progress=False)
     with torch.no_grad():
         for p in trainer.model.parameters():
-            p.add_(0.2 * torch.randn_like(p))  # leave the zero-initialised gates, so every tensor gets a gradient
+            p.add_(0.2 * torch.randn_like(p))  # move the adaLN gates off zero: every tensor gets a gradient
     b = fixed_source.next(8, 4)
     w = prepare_window(b.frames, b.actions, b.rewards, b.terminated, ObjectiveConfig(long_context_prob=0.5),
                        torch.Generator().manual_seed(3))
