@@ -26,9 +26,6 @@ class ModelConfig:
     image_size: int = 64
     channels: int = 3
     patch_size: int = 8
-    # per-pixel feature channels of a convolutional head after the linear read-out
-    # (worldsim/model/refiner.py); 0 = the linear read-out alone
-    refiner_channels: int = 0
     # trunk
     width: int = 256
     depth: int = 8
@@ -57,8 +54,6 @@ class ModelConfig:
     def __post_init__(self):
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        if self.refiner_channels < 0:
-            raise ValueError(f"refiner_channels must be >= 0 (0 = no refiner), got {self.refiner_channels}")
         if self.ssm_blocks and len(self.ssm_blocks) != self.depth:
             raise ValueError(f"ssm_blocks has {len(self.ssm_blocks)} entries for depth {self.depth}")
         g = self.grid

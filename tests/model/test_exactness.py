@@ -72,17 +72,6 @@ def test_parallel_equals_temporal_segments(architecture):
     assert max_diff((full.prediction, full.reward, full.termination), segs[:3]) < ATOL
 
 
-@torch.no_grad()
-def test_the_pixel_refiner_reads_its_own_frame_only():
-    plain, model = make_model(), make_model(refiner_channels=4)
-    model.load_state_dict(plain.state_dict(), strict=False)  # the same trunk, and a (perturbed) refiner
-    x, levels, actions = make_inputs(model.cfg)
-    full = model(x, levels, actions)
-    steps = run_segments(model, x, levels, actions, [0, T0, *range(T0 + 1, T + 1)])
-    assert max_diff((full.prediction,), steps[:1]) < ATOL
-    assert (plain(x, levels, actions).prediction - full.prediction).abs().max() > 1e-2
-
-
 @pytest.mark.parametrize("blocks", [((1, 1), (1, 1)), ((4, 4), (4, 4)), ((4, 2), (1, 4))])
 @torch.no_grad()
 def test_block_shapes_single_token_and_whole_frame(blocks):

@@ -97,28 +97,6 @@ def test_init_from_starts_a_new_run_from_another_runs_ema_weights(tmp_path, fixe
         reseeded.init_from(tmp_path / "a", reinit=("ssm.dt_scale",))
 
 
-REFINER_TENSORS = tuple(f"refiner.{m}.{t}" for m in ("features_out", "conv_in", "conv_mid", "conv_out")
-                       for t in ("weight", "bias"))
-
-
-def test_init_reinit_grows_a_pixel_refiner_that_starts_as_the_model_without_it(tmp_path, fixed_source):
-    first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
-    first.fit(4)
-    refined = dataclasses.replace(preset("tiny"), refiner_channels=4)
-    grown = Trainer(tiny_cfg(model=refined), tmp_path / "r", device="cpu", source=fixed_source)
-    with pytest.raises(ValueError, match="parameters differ"):  # the refiner's tensors are not in "a"
-        grown.init_from(tmp_path / "a")
-    grown.init_from(tmp_path / "a", reinit=REFINER_TENSORS)
-    frames = torch.randn(2, 5, 3, 16, 16)
-    levels, actions = torch.rand(2, 5), torch.randint(0, 6, (2, 5))
-    with torch.no_grad():
-        want = first.ema(frames, levels, actions).prediction
-        assert torch.equal(grown.model(frames, levels, actions).prediction, want)  # its last conv starts at zero
-    grown.train_step()  # one step opens it: the refiner now draws something
-    with torch.no_grad():
-        assert not torch.allclose(grown.model(frames, levels, actions).prediction, want, atol=1e-4)
-
-
 def test_init_layers_grows_the_trunk_with_new_layers_that_start_as_the_identity(tmp_path, fixed_source):
     first = Trainer(tiny_cfg(), tmp_path / "a", device="cpu", source=fixed_source, show_progress=False)
     first.fit(4)

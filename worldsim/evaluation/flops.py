@@ -30,10 +30,6 @@ def forward_flops_per_frame(cfg: ModelConfig, frames: int) -> dict[str, float]:
         "conditioning": mm(1, D, D) * 2 + cfg.depth * mm(1, D, 3 * sublayers * D) + mm(1, D, 2 * D)
         + mm(1, D, D) + mm(1, D, 2),
         "mlp": cfg.depth * (mm(N, D, int(cfg.mlp_ratio * D)) * 2),
-        # PixelRefiner: per-pixel features, then three 3x3 convolutions over the frame's pixels
-        "refiner": 0.0 if not cfg.refiner_channels else mm(N, D, cfg.refiner_channels * p * p) + cfg.image_size ** 2 * (
-            mm(1, 9 * (cfg.refiner_channels + 2 * C), cfg.refiner_channels) + mm(1, 9 * cfg.refiner_channels,
-                                                                               cfg.refiner_channels + C)),
         "ssm_projections": 0.0, "ssd_scan": 0.0, "attention_projections": 0.0, "attention_scores": 0.0,
     }
     d_in, n = cfg.ssm_expand * D, cfg.ssm_state

@@ -5,7 +5,6 @@
       -> L x [ BlockSSM -> FrameLocalAttention -> MLP ], each adaLN-Zero modulated per frame
          by c = embed(noise level) + embed(action that led to the frame)
       -> unpatchify -> prediction [B, T, 3, H, W]
-         (-> + convolutions over it and the noisy frame, with `refiner_channels`)
       -> pooled per frame -> reward and termination heads
 
 Causal in time: frame t depends on frames <= t only, so the same weights run as one parallel
@@ -31,7 +30,6 @@ from worldsim.config import ModelConfig
 from worldsim.model.attention import FrameLocalAttention
 from worldsim.model.block_ssm import BlockSSM
 from worldsim.model.cache import InferenceCache
-from worldsim.model.refiner import PixelRefiner
 
 
 def per_frame(v: Tensor, like: Tensor) -> Tensor:
@@ -170,7 +168,6 @@ class LSSVWM(nn.Module):
         self.out_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.out_ada = nn.Linear(D, 2 * D)
         self.patch_out = nn.Linear(D, C * p * p)
-        self.refiner = PixelRefiner(C, cfg.refiner_channels, D, p) if cfg.refiner_channels else None
         self.heads = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, 2))  # reward, termination logit
         for m in (self.out_ada, self.patch_out):
             nn.init.zeros_(m.weight)
@@ -212,8 +209,6 @@ class LSSVWM(nn.Module):
         shift, scale = self.out_ada(c).chunk(2, dim=-1)
         h = modulate(self.out_norm(x), shift, scale)
         pred = rearrange(self.patch_out(h), "b t h w (c p1 p2) -> b t c (h p1) (w p2)", p1=p, p2=p)
-        if self.refiner is not None:
-            pred = self.refiner(h, pred, frames)
         reward, term = self.heads(x.mean(dim=(2, 3))).unbind(-1)
         new_cache = InferenceCache(cache.t + commit, new_layers) if update_cache else None
         return ModelOutput(pred, reward, term, new_cache)

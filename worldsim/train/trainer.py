@@ -157,9 +157,7 @@ class Trainer:
         The model config may differ where the parameters do not (another SSM block layout or attention
         window): the same tensors then start a model that scans or attends differently. Parameters
         whose names end in one of `reinit` keep this model's own initialisation (e.g. "ssm.dt_bias"
-        and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights), also where
-        their model has no such parameter (e.g. each "refiner.*" tensor by its whole name, to grow a
-        `refiner_channels` head).
+        and "ssm.A_log": the memory horizons of `ssm_dt_init` in otherwise trained weights).
         `layers` grows or re-orders the trunk: layer i takes their layer layers[i], or keeps its fresh
         initialisation where that is -1 (an identity map until trained, by its zeroed adaLN gates).
         The layers in `shut` then have their gates zeroed (`Layer.shut_gates`): identity maps too."""
@@ -168,11 +166,6 @@ class Trainer:
         fresh = self.model.state_dict()
         if layers:
             weights = map_layers(weights, fresh, layers, len(theirs.layers))
-        for suffix in reinit:
-            names = [k for k in fresh if k.endswith(suffix)]
-            if not names:
-                raise ValueError(f"init_reinit {suffix!r} names no parameter of this model")
-            weights.update({k: fresh[k] for k in names})
         mine = {k: tuple(v.shape) for k, v in fresh.items()}
         shapes = {k: tuple(v.shape) for k, v in weights.items()}
         if shapes != mine:
@@ -180,6 +173,11 @@ class Trainer:
             raise ValueError(f"init_from {config['path']}: its parameters differ from this run's model "
                              f"({len(diff)} tensors, e.g. {diff[:3]}: {[shapes.get(k) for k in diff[:3]]} vs "
                              f"{[mine.get(k) for k in diff[:3]]})")
+        for suffix in reinit:
+            names = [k for k in fresh if k.endswith(suffix)]
+            if not names:
+                raise ValueError(f"init_reinit {suffix!r} names no parameter of this model")
+            weights.update({k: fresh[k] for k in names})
         self.model.load_state_dict(weights)
         for i in shut:
             self.model.layers[i].shut_gates()
