@@ -67,14 +67,6 @@ class ObjectiveConfig:
     # P(a window is sparse-target: each frame a target with probability sparse_target_rate, the rest clean)
     sparse_target_prob: float = 0.0
     sparse_target_rate: float = 0.25
-    # noised frames draw tau with tan(pi/2 tau) = level_shift * tan(pi/2 u), u uniform: the noise-to-signal
-    # ratio scaled by level_shift (> 1: more noise; SD3's and simple diffusion's resolution shift); 1 = uniform
-    level_shift: float = 1.0
-
-
-def shift_levels(u: Tensor, shift: float) -> Tensor:
-    """Levels u in [0, 1] with their noise-to-signal ratio sigma/alpha scaled by `shift`."""
-    return torch.atan(shift * torch.tan(0.5 * math.pi * u)) / (0.5 * math.pi)
 
 
 def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator=None, device=None):
@@ -91,8 +83,6 @@ def sample_noise_levels(batch: int, frames: int, cfg: ObjectiveConfig, generator
     is a committed frame: these windows train that case on most of their targets, not only on the
     first frame after a long-context prefix."""
     levels = torch.rand(batch, frames, generator=generator, device=device)
-    if cfg.level_shift != 1:
-        levels = shift_levels(levels, cfg.level_shift)
     tau, mask = levels, torch.ones(batch, frames, device=device)
     if frames >= 3:
         long = torch.rand(batch, generator=generator, device=device) < cfg.long_context_prob

@@ -4,7 +4,6 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
-import math
 import os
 import signal
 import subprocess
@@ -220,20 +219,6 @@ def test_sparse_target_windows_keep_most_frames_clean_and_score_only_their_targe
     assert torch.equal(tau_s[mask_s == 1], plain[mask_s == 1]) and (tau_s[mask_s == 0] == 0).all()
     with pytest.raises(ValueError, match="sparse_target_rate"):
         TrainConfig(sparse_target_prob=0.5, sparse_target_rate=0.0)
-
-
-def test_level_shift_scales_the_noise_to_signal_ratio_of_the_training_levels():
-    plain, _ = sample_noise_levels(2000, 16, ObjectiveConfig(long_context_prob=0.0), torch.Generator().manual_seed(3))
-    for shift in (0.5, 2.0):
-        tau, _ = sample_noise_levels(2000, 16, ObjectiveConfig(long_context_prob=0.0, level_shift=shift),
-                                     torch.Generator().manual_seed(3))
-        a, s = alpha_sigma(tau)
-        a0, s0 = alpha_sigma(plain)
-        assert torch.allclose(s / a, shift * s0 / a0, rtol=1e-3, atol=1e-4)  # the same draws, their sigma/alpha scaled
-        # P(tau < 1/2) = P(tan(pi/2 u) < 1/shift) = 2/pi atan(1/shift): 0.70 at 0.5, 0.30 at 2
-        assert abs((tau < 0.5).float().mean() - 2 / math.pi * math.atan(1 / shift)) < 0.01
-    with pytest.raises(ValueError, match="level_shift"):
-        TrainConfig(level_shift=0.0)
 
 
 def _loss_and_grads(model, window, plan):

@@ -27,7 +27,6 @@ class TrainConfig:
     # sparse_target_rate of its frames, the rest clean), training targets among true frames
     sparse_target_prob: float = 0.0
     sparse_target_rate: float = 0.25
-    level_shift: float = 1.0  # training noise levels' noise-to-signal ratio scaled by this (diffusion.ObjectiveConfig)
     # blind attention: P(a window's frame-local attention sees each frame alone, so only the SSM carries its past)
     attention_blind_prob: float = 0.0
     # own context: P(a long-context window's clean prefix is replaced by the model's own estimates of
@@ -76,8 +75,6 @@ class TrainConfig:
         if not all(0 <= p <= 1 for p in (self.state_reset_prob, self.long_context_prob, self.attention_blind_prob,
                                          self.own_context_prob, self.sparse_target_prob)):
             raise ValueError("probabilities must lie in [0, 1]")
-        if not self.level_shift > 0:
-            raise ValueError(f"level_shift scales the noise-to-signal ratio of training levels: > 0, got {self.level_shift}")
         if not 0 < self.sparse_target_rate <= 1:
             raise ValueError(f"sparse_target_rate is the share of a sparse window's frames that are targets, in (0, 1], "
                              f"got {self.sparse_target_rate}")

@@ -111,7 +111,7 @@ class Trainer:
         self.objective = WindowObjective(self.model, ObjectiveConfig(
             long_context_prob=cfg.long_context_prob, reward_weight=cfg.reward_weight,
             termination_weight=cfg.termination_weight, sparse_target_prob=cfg.sparse_target_prob,
-            sparse_target_rate=cfg.sparse_target_rate, level_shift=cfg.level_shift))
+            sparse_target_rate=cfg.sparse_target_rate))
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
             (no_decay if p.dim() < 2 or name.endswith(("A_log", "dt_bias", "pos")) else decay).append(p)
