@@ -1,6 +1,7 @@
 """Turn a training run into a shippable inference checkpoint: the EMA weights (as "model"), in
 float16 by default (half the bytes; computation still runs in the loader's dtype), sharded below
-16 MiB, with the run's config.json and a summary of its training.
+16 MiB, with the run's config.json, a summary of its training and its loss curve (metrics.jsonl) continued
+from the checkpoint it started from.
 
     python scripts/export_checkpoint.py RUN_DIR OUT_DIR [--dtype float16|bfloat16|float32]
 """
@@ -26,6 +27,24 @@ def prior_stages(init_from: str) -> list[dict]:
     return trained.get("stages") or [{"steps": trained.get("steps", 0)}]
 
 
+def training_curve(run_dir: Path, init_from: str, prior: list[dict]) -> list[dict]:
+    """The checkpoint's metrics.jsonl rows: the init checkpoint's (already tagged), then this run's, each
+    tagged with its stage and its step counted from the first stage (`total_step`), so one plot covers
+    every stage (benchmarks/plot_training.py)."""
+    rows = []
+    if init_from and (resolve(init_from) / "metrics.jsonl").is_file():
+        rows = read_jsonl(resolve(init_from) / "metrics.jsonl")
+    if (Path(run_dir) / "metrics.jsonl").is_file():
+        offset = sum(s["steps"] for s in prior)
+        rows += [{"stage": len(prior) + 1, "total_step": offset + row["step"], **row}
+                 for row in read_jsonl(Path(run_dir) / "metrics.jsonl")]
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
     src = resolve(run_dir)
     config = load_config(src)
@@ -39,10 +58,13 @@ def export(run_dir: Path, out_dir: Path, dtype: str = "float16") -> Path:
              "init_from": config["train"].get("init_from", "")}
     if config["train"].get("init_reinit"):
         stage["init_reinit"] = config["train"]["init_reinit"]
-    stages = prior_stages(stage["init_from"]) + [stage]
+    prior = prior_stages(stage["init_from"])
+    stages = prior + [stage]
     config["trained"] = {"steps": sum(s["steps"] for s in stages), "stages": stages,
                          "weights": f"EMA, stored as {dtype}", "world_size": state.get("world_size", 1)}
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    curve = training_curve(run_dir, stage["init_from"], prior)
+    (tmp / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in curve))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir

@@ -487,6 +487,10 @@ def test_export_keeps_the_ema_in_half_precision_and_chains_the_stages(tmp_path, 
     trained = json.loads((export(tmp_path / "run2", tmp_path / "ship2") / "config.json").read_text())["trained"]
     assert [s["steps"] for s in trained["stages"]] == [3, 2] and trained["steps"] == 5
     assert trained["stages"][1]["init_from"] == str(stage1)
+    # the loss curve goes on from the first stage's: one row per logged step, counted from stage 1's start
+    curve = [json.loads(line) for line in (tmp_path / "ship2" / "metrics.jsonl").read_text().splitlines()]
+    assert [(row["stage"], row["step"], row["total_step"]) for row in curve] == [
+        (1, 1, 1), (1, 2, 2), (1, 3, 3), (2, 1, 4), (2, 2, 5)]
 
 
 def test_a_run_started_from_a_checkpoint_keeps_its_sampler_settings_through_resume(tmp_path, fixed_source):
