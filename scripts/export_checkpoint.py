@@ -31,13 +31,13 @@ def training_curve(run_dir: Path, init_from: str, prior: list[dict]) -> list[dic
     """The checkpoint's metrics.jsonl rows: the init checkpoint's (already tagged), then this run's, each
     tagged with its stage and its step counted from the first stage (`total_step`), so one plot covers
     every stage (benchmarks/plot_training.py)."""
-    rows = []
-    if init_from and (resolve(init_from) / "metrics.jsonl").is_file():
-        rows = read_jsonl(resolve(init_from) / "metrics.jsonl")
-    if (Path(run_dir) / "metrics.jsonl").is_file():
+    init_metrics = resolve(init_from) / "metrics.jsonl" if init_from else None
+    rows = read_jsonl(init_metrics) if init_metrics and init_metrics.is_file() else []
+    run_metrics = Path(run_dir) / "metrics.jsonl"
+    if run_metrics.is_file():
         offset = sum(s["steps"] for s in prior)
         rows += [{"stage": len(prior) + 1, "total_step": offset + row["step"], **row}
-                 for row in read_jsonl(Path(run_dir) / "metrics.jsonl")]
+                 for row in read_jsonl(run_metrics)]
     return rows
 
 
