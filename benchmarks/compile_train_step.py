@@ -70,9 +70,9 @@ def main() -> None:
         trainer.noise_generator.set_state(start["rng"][1])
         first[mode], logs = step(mode)
         loss[mode] = logs["loss"]
-        weights[mode] = [q.detach().float().clone() for q in trainer.model.parameters()]
-    weight_diff = max(float((a - b).abs().max()) for a, b in zip(weights["eager"], weights["compiled"]))
-    update = max(float((a - b.float()).abs().max()) for a, b in zip(weights["eager"], start["model"].values()))
+        weights[mode] = {k: q.detach().float().clone() for k, q in trainer.model.named_parameters()}
+    weight_diff = max(float((weights["eager"][k] - q).abs().max()) for k, q in weights["compiled"].items())
+    update = max(float((q - start["model"][k].float()).abs().max()) for k, q in weights["eager"].items())
 
     times = {mode: [] for mode in runners}
     for _ in range(args.rounds):

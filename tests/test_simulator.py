@@ -246,6 +246,9 @@ def test_a_bfloat16_memory_holds_keys_in_bfloat16_and_changes_no_frame(tiny_chec
         assert torch.equal(a, b)
 
 
+# Compiling from a cold inductor cache takes minutes on a slow CPU: 5 min 46 s on this project's AVX2-only
+# machine with two evaluations beside it (2026-12-07), over the suite's 300 s per test; 65 s with a warm cache.
+@pytest.mark.timeout(900)
 def test_a_compiled_simulator_generates_the_plain_frames(tiny_checkpoint, one_thread):
     """`compile` runs the sampler's passes through torch.compile: the same episode from the same
     context, seeds and actions gives the plain simulator's frames (to a grey level: the compiler
